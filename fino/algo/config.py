@@ -1,0 +1,146 @@
+"""Every FINO hyperparameter, with the spec's names and defaults (design/algorithm.md)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
+NoiseSchedule = Literal["exp", "paper", "none"]
+Exploration = Literal["entropy_guided", "action_noise", "none"]
+QAgg = Literal["mean", "min"]
+EntropyEstimator = Literal["batched", "sklearn"]
+
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "q_agg": ("mean", "min"),
+    "noise_schedule": ("exp", "paper", "none"),
+    "exploration": ("entropy_guided", "action_noise", "none"),
+    "entropy_estimator": ("batched", "sklearn"),
+}
+
+
+class ConfigError(ValueError):
+    """A configuration value outside its allowed range; the message names the field."""
+
+
+def default_num_candidates(action_dim: int) -> int:
+    """The spec's K = min(10, ceil(d / 2))."""
+    return min(10, math.ceil(action_dim / 2))
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """FINO's hyperparameters. `noise_scale=0, num_candidates=1` is FQL.
+
+    `num_candidates` and `entropy_target` default to None, meaning the spec's defaults for the
+    action dimension d: K = min(10, ceil(d/2)) and H̄ = -d (see `resolved`).
+    """
+
+    actor_hidden_dims: tuple[int, ...] = (512, 512, 512, 512)
+    value_hidden_dims: tuple[int, ...] = (512, 512, 512, 512)
+    actor_layer_norm: bool = False
+    value_layer_norm: bool = True
+    lr: float = 3e-4
+    batch_size: int = 256
+    discount: float = 0.99
+    tau: float = 0.005
+    q_agg: QAgg = "mean"
+    alpha: float = 10.0
+    flow_steps: int = 10
+    normalize_q_loss: bool = False
+    noise_scale: float = 0.1
+    noise_schedule: NoiseSchedule = "exp"
+    num_candidates: int | None = None
+    beta_init: float = 10.0
+    beta_lr: float = 0.1
+    entropy_target: float | None = None
+    entropy_samples: int = 200
+    entropy_states: int = 256
+    gmm_components: int = 3
+    entropy_estimator: EntropyEstimator = "batched"
+    exploration: Exploration = "entropy_guided"
+    action_noise_std: float = 0.1
+
+    def __post_init__(self) -> None:
+        for name, choices in _CHOICES.items():
+            if getattr(self, name) not in choices:
+                raise ConfigError(f"{name}={getattr(self, name)!r}: must be one of {choices}")
+        for name in ("actor_hidden_dims", "value_hidden_dims"):
+            dims = tuple(getattr(self, name))
+            if not dims or any(not isinstance(h, int) or h < 1 for h in dims):
+                raise ConfigError(f"{name}={dims!r}: must be a non-empty list of integers >= 1")
+            object.__setattr__(self, name, dims)
+        _check(self, "lr", 0.0, None, open_low=True)
+        _check(self, "batch_size", 1, None, integer=True)
+        _check(self, "discount", 0.0, 1.0)
+        _check(self, "tau", 0.0, 1.0, open_low=True)
+        _check(self, "alpha", 0.0, None)
+        _check(self, "flow_steps", 1, None, integer=True)
+        _check(self, "noise_scale", 0.0, 1.0)
+        _check(self, "beta_init", 0.0, None)
+        _check(self, "beta_lr", 0.0, None)
+        _check(self, "entropy_samples", 2, None, integer=True)
+        _check(self, "entropy_states", 1, None, integer=True)
+        _check(self, "gmm_components", 1, None, integer=True)
+        _check(self, "action_noise_std", 0.0, None)
+        if self.num_candidates is not None:
+            _check(self, "num_candidates", 1, None, integer=True)
+        if self.gmm_components > self.entropy_samples:
+            raise ConfigError(
+                f"gmm_components={self.gmm_components}: must be <= entropy_samples="
+                f"{self.entropy_samples}"
+            )
+        if self.entropy_target is not None and not math.isfinite(self.entropy_target):
+            raise ConfigError(f"entropy_target={self.entropy_target!r}: must be a finite number")
+
+    def resolved(self, action_dim: int) -> AgentConfig:
+        """This config with the action-dimension defaults (K, H̄) filled in."""
+        k = default_num_candidates(action_dim) if self.num_candidates is None else self.num_candidates
+        h = -float(action_dim) if self.entropy_target is None else self.entropy_target
+        return replace_fields(self, num_candidates=k, entropy_target=h)
+
+    @property
+    def is_fql(self) -> bool:
+        """True when this config is plain FQL (no injected noise, one candidate)."""
+        return (self.noise_scale == 0.0 or self.noise_schedule == "none") and (
+            self.num_candidates == 1
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AgentConfig:
+        """Build from a mapping (preset, JSON); unknown keys are an error that lists the known."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown agent setting(s) {unknown}; known: {sorted(known)}")
+        return cls(**data)
+
+
+def replace_fields(config: AgentConfig, **changes: Any) -> AgentConfig:
+    """`dataclasses.replace` that re-runs validation (it does, via __post_init__)."""
+    return AgentConfig(**{**asdict(config), **changes})
+
+
+def _check(
+    config: AgentConfig,
+    name: str,
+    low: float | None,
+    high: float | None,
+    *,
+    open_low: bool = False,
+    integer: bool = False,
+) -> None:
+    value = getattr(config, name)
+    kind = int if integer else int | float
+    if isinstance(value, bool) or not isinstance(value, kind) or not math.isfinite(value):
+        raise ConfigError(f"{name}={value!r}: must be a finite {'integer' if integer else 'number'}")
+    too_low = low is not None and (value <= low if open_low else value < low)
+    too_high = high is not None and value > high
+    if too_low or too_high:
+        lo = "-inf" if low is None else f"{low}"
+        hi = "inf" if high is None else f"{high}"
+        bracket = "(" if open_low else "["
+        raise ConfigError(f"{name}={value!r}: must be in {bracket}{lo}, {hi}]")

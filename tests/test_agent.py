@@ -1,0 +1,254 @@
+import io
+
+import pytest
+import torch
+
+from fino.algo import FinoAgent
+from fino.algo.agent import aggregate_q, selection_logits
+
+from .conftest import random_batch, small_agent
+
+
+def _fork(agent: FinoAgent) -> torch.Generator:
+    """A copy of the agent's RNG, to replay its draws by hand."""
+    g = torch.Generator()
+    g.set_state(agent.generator.get_state())
+    return g
+
+
+# ---- acting ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("greedy", [True, False])
+def test_fql_acts_as_a_plain_one_step_sample_from_the_same_z(greedy):
+    agent = small_agent(noise_scale=0.0, num_candidates=1)
+    assert agent.config.is_fql
+    obs = torch.randn(5, 6)
+    g = _fork(agent)
+    z = torch.randn(5, 1, 3, generator=g)
+    expected = agent.onestep(obs.unsqueeze(1), z).clamp(-1, 1)[:, 0]
+    torch.testing.assert_close(agent.act(obs, greedy=greedy), expected)
+
+
+def test_greedy_is_the_argmax_q_candidate():
+    agent = small_agent(num_candidates=4, q_agg="min")
+    obs = torch.randn(7, 6)
+    g = _fork(agent)
+    z = torch.randn(7, 4, 3, generator=g)
+    obs_k = obs.unsqueeze(1).expand(-1, 4, -1)
+    with torch.no_grad():
+        cands = agent.onestep(obs_k, z).clamp(-1, 1)
+        q = agent.critic(obs_k, cands).min(dim=0).values
+    expected = cands[torch.arange(7), q.argmax(dim=1)]
+    torch.testing.assert_close(agent.act(obs, greedy=True), expected)
+
+
+def test_act_accepts_one_observation_and_returns_one_action():
+    agent = small_agent()
+    assert agent.act(torch.randn(6)).shape == (3,)
+    assert agent.act(torch.randn(2, 6), greedy=True).shape == (2, 3)
+
+
+def test_selection_logits_are_beta_q_over_mean_abs_q():
+    q = torch.tensor([[1.0, -2.0, 3.0]])
+    torch.testing.assert_close(selection_logits(q, 4.0), 4.0 * q / 2.0)
+
+
+@pytest.mark.parametrize("beta", [0.0, 1.0, 3.0])
+def test_exploring_selection_frequencies_match_the_softmax(beta):
+    agent = small_agent(num_candidates=4)
+    agent.beta = beta
+    n = 200_000
+    q = torch.tensor([1.0, 2.0, 3.0, 0.5]).expand(n, 4)
+    candidates = torch.arange(4.0).reshape(1, 4, 1).expand(n, 4, 1)
+    chosen = agent.choose(candidates, q, "entropy_guided")[:, 0].long()
+    freq = torch.bincount(chosen, minlength=4).double() / n
+    p = torch.softmax(beta * q[0].double() / q[0].abs().mean(), dim=0)
+    if beta == 0.0:
+        torch.testing.assert_close(p, torch.full((4,), 0.25, dtype=torch.float64))
+    tolerance = 5 * torch.sqrt(p * (1 - p) / n)  # 5 standard errors
+    assert torch.all((freq - p).abs() < tolerance), (freq, p)
+
+
+def test_action_noise_exploration_adds_gaussian_noise_to_the_greedy_candidate():
+    agent = small_agent(num_candidates=1, exploration="action_noise", action_noise_std=0.05)
+    n = 50_000
+    cands = torch.zeros(n, 1, 3)
+    out = agent.choose(cands, None, "action_noise")
+    assert out.std().item() == pytest.approx(0.05, rel=0.03)
+    assert out.mean().abs().item() < 0.002
+
+
+def test_exploration_none_keeps_one_plain_sample_even_with_k_candidates():
+    agent = small_agent(num_candidates=4, exploration="none")
+    obs = torch.randn(3, 6)
+    g = _fork(agent)
+    z = torch.randn(3, 1, 3, generator=g)
+    expected = agent.onestep(obs.unsqueeze(1), z).clamp(-1, 1)[:, 0]
+    torch.testing.assert_close(agent.act(obs), expected)
+
+
+# ---- critic ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("q_agg", ["mean", "min"])
+def test_critic_target_uses_one_plain_next_sample_and_mask_one_minus_terminated(q_agg):
+    agent = small_agent(q_agg=q_agg, discount=0.9)
+    batch = random_batch(n=16)
+    noise = agent.draw_update_noise(16)
+    with torch.no_grad():
+        _, metrics = agent.losses(batch, noise)
+        a_next = agent.onestep(batch.next_observations, noise.z_next).clamp(-1, 1)
+        next_qs = agent.target_critic(batch.next_observations, a_next)
+        next_q = next_qs.mean(0) if q_agg == "mean" else next_qs.min(0).values
+        y = batch.rewards + 0.9 * (1 - batch.terminated) * next_q
+        qs = agent.critic(batch.observations, batch.actions)
+        loss = ((qs[0] - y) ** 2).mean() + ((qs[1] - y) ** 2).mean()
+    info = dict(zip(("critic/loss", "critic/target_q_mean"), metrics[[0, 4]].tolist(), strict=True))
+    assert info["critic/loss"] == pytest.approx(loss.item(), rel=1e-5)
+    assert info["critic/target_q_mean"] == pytest.approx(y.mean().item(), rel=1e-5)
+
+
+def test_terminated_transitions_do_not_bootstrap():
+    agent = small_agent()
+    b = random_batch(n=16)
+    b = type(b)(b.observations, b.actions, b.rewards, b.next_observations, torch.ones(16))
+    _, metrics = agent.losses(b, agent.draw_update_noise(16))
+    assert metrics[4].item() == pytest.approx(b.rewards.mean().item(), rel=1e-6)
+
+
+def test_aggregate_q_mean_and_min_over_the_ensemble():
+    qs = torch.tensor([[1.0, 5.0], [3.0, 2.0]])
+    assert aggregate_q(qs, "mean").tolist() == [2.0, 3.5]
+    assert aggregate_q(qs, "min").tolist() == [1.0, 2.0]
+
+
+def test_q_term_does_not_update_the_critic():
+    agent = small_agent(alpha=0.5)
+    batch = random_batch(n=16)
+    noise = agent.draw_update_noise(16)
+    total, metrics = agent.losses(batch, noise)
+    critic_params = list(agent.critic.parameters())
+    g_total = torch.autograd.grad(total, critic_params)
+    qs = agent.critic(batch.observations, batch.actions)
+    with torch.no_grad():
+        a_next = agent.onestep(batch.next_observations, noise.z_next).clamp(-1, 1)
+        y = batch.rewards + 0.99 * (1 - batch.terminated) * agent.target_critic(
+            batch.next_observations, a_next).mean(0)
+    g_critic = torch.autograd.grad((qs - y).square().mean(1).sum(), critic_params)
+    for a, b in zip(g_total, g_critic, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_actor_losses_match_the_spec_for_the_same_draws():
+    agent = small_agent(alpha=7.0, noise_scale=0.3)
+    batch = random_batch(n=16)
+    noise = agent.draw_update_noise(16)
+    _, m = agent.losses(batch, noise)
+    with torch.no_grad():
+        t, x0, x1 = noise.t, noise.x0, batch.actions
+        x_t = (1 - t) * x0 + t * x1 + 0.3 * torch.exp(10 * (t - 1)) * noise.eps
+        bc = (agent.bc_flow(batch.observations, x_t, t) - (x1 - x0)).square().mean()
+        target = agent.sample_flow(batch.observations, noise.z)
+        mu = agent.onestep(batch.observations, noise.z)
+        distill = (mu - target).square().mean()
+        q = agent.critic(batch.observations, mu.clamp(-1, 1)).mean(0).mean()
+    keys = ("actor/bc_flow_loss", "actor/distill_loss", "actor/q_loss", "actor/loss")
+    from fino.algo.agent import INFO_KEYS
+    got = {k: m[INFO_KEYS.index(k)].item() for k in keys}
+    assert got["actor/bc_flow_loss"] == pytest.approx(bc.item(), rel=1e-5)
+    assert got["actor/distill_loss"] == pytest.approx(distill.item(), rel=1e-5)
+    assert got["actor/q_loss"] == pytest.approx(-q.item(), rel=1e-5)
+    assert got["actor/loss"] == pytest.approx(bc.item() + 7.0 * distill.item() - q.item(),
+                                              rel=1e-5)
+
+
+def test_eta_zero_gives_the_plain_flow_matching_loss_for_the_same_draws():
+    plain = small_agent(noise_scale=0.0)
+    noisy = small_agent(noise_scale=0.0, noise_schedule="paper")
+    batch = random_batch(n=16)
+    noise = plain.draw_update_noise(16)
+    with torch.no_grad():
+        t, x0, x1 = noise.t, noise.x0, batch.actions
+        expected = (plain.bc_flow(batch.observations, (1 - t) * x0 + t * x1, t)
+                    - (x1 - x0)).square().mean()
+    for agent in (plain, noisy):
+        _, m = agent.losses(batch, noise)
+        assert m[6].item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_soft_target_update_moves_target_by_tau():
+    agent = small_agent(tau=0.25)
+    before_target = [p.clone() for p in agent.target_critic.parameters()]
+    agent.update(random_batch(n=16))
+    for old, new, online in zip(before_target, agent.target_critic.parameters(),
+                                agent.critic.parameters(), strict=True):
+        torch.testing.assert_close(new, old + 0.25 * (online.detach() - old))
+
+
+def test_non_finite_loss_raises_and_leaves_parameters_untouched():
+    agent = small_agent()
+    batch = random_batch(n=16)
+    bad = type(batch)(batch.observations, batch.actions, batch.rewards * float("nan"),
+                      batch.next_observations, batch.terminated)
+    before = [p.clone() for p in agent.critic.parameters()]
+    with pytest.raises(FloatingPointError, match="critic/loss=nan"):
+        agent.update(bad)
+    for a, b in zip(before, agent.critic.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+# ---- β -----------------------------------------------------------------------------------------
+
+def test_beta_rises_when_entropy_above_target():
+    agent = small_agent(beta_init=10.0, beta_lr=0.1)  # target -3
+    assert agent.update_beta(-1.0) == pytest.approx(10.2)
+
+
+def test_beta_falls_when_entropy_below_target():
+    agent = small_agent(beta_init=10.0, beta_lr=0.1)
+    assert agent.update_beta(-8.0) == pytest.approx(9.5)
+
+
+def test_beta_never_goes_below_zero():
+    agent = small_agent(beta_init=0.3, beta_lr=0.1)
+    assert agent.update_beta(-100.0) == 0.0
+    assert agent.update_beta(-100.0) == 0.0
+
+
+# ---- checkpoints and devices -------------------------------------------------------------------
+
+def test_checkpoint_round_trip_continues_exactly():
+    batches = [random_batch(n=32, seed=i) for i in range(6)]
+    obs = torch.randn(4, 6)
+    a = small_agent(seed=3)
+    for b in batches[:3]:
+        a.update(b)
+        a.act(obs)
+    buf = io.BytesIO()
+    torch.save(a.state_dict(), buf)
+    for b in batches[3:]:
+        a.update(b)
+    expected_action = a.act(obs)
+
+    resumed = small_agent(seed=99)
+    buf.seek(0)
+    resumed.load_state_dict(torch.load(buf, weights_only=False))
+    for b in batches[3:]:
+        resumed.update(b)
+    for net in ("bc_flow", "onestep", "critic", "target_critic"):
+        for p, q in zip(getattr(a, net).parameters(), getattr(resumed, net).parameters(),
+                        strict=True):
+            assert torch.equal(p, q), net
+    assert torch.equal(resumed.act(obs), expected_action)
+    assert resumed.num_updates == a.num_updates == 6
+
+
+def test_loading_a_checkpoint_with_another_config_is_refused():
+    state = small_agent().state_dict()
+    with pytest.raises(ValueError, match="noise_scale"):
+        small_agent(noise_scale=0.3).load_state_dict(state)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA present: nothing to refuse")
+def test_asking_for_cuda_without_it_is_a_clear_error():
+    with pytest.raises(RuntimeError, match="CUDA is not available"):
+        FinoAgent(6, 3, device="cuda")
