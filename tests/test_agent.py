@@ -125,7 +125,7 @@ def test_q_term_does_not_update_the_critic():
     agent = small_agent(alpha=0.5)
     batch = random_batch(n=16)
     noise = agent.draw_update_noise(16)
-    total, metrics = agent.losses(batch, noise)
+    total, _metrics = agent.losses(batch, noise)
     critic_params = list(agent.critic.parameters())
     g_total = torch.autograd.grad(total, critic_params)
     qs = agent.critic(batch.observations, batch.actions)

@@ -36,7 +36,7 @@ def test_invalid_values_raise_an_error_naming_the_field(field, value):
 
 
 def test_from_dict_rejects_unknown_keys_and_lists_known_ones():
-    with pytest.raises(ConfigError, match="noise_scal.*known"):
+    with pytest.raises(ConfigError, match=r"noise_scal.*known"):
         AgentConfig.from_dict({"noise_scal": 0.2})
     assert AgentConfig.from_dict({"noise_scale": 0.2}).noise_scale == 0.2
 

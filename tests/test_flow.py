@@ -39,7 +39,7 @@ def test_eta_zero_is_plain_flow_matching(schedule):
 
 def test_none_schedule_ignores_noise_scale():
     x0, x1, t, eps = _draws()
-    x_t, target = flow_matching_pair(x0, x1, t, eps, 0.5, "none")
+    x_t, _target = flow_matching_pair(x0, x1, t, eps, 0.5, "none")
     assert torch.equal(x_t, (1 - t) * x0 + t * x1)
 
 

@@ -95,7 +95,8 @@ class AgentConfig:
 
     def resolved(self, action_dim: int) -> AgentConfig:
         """This config with the action-dimension defaults (K, H̄) filled in."""
-        k = default_num_candidates(action_dim) if self.num_candidates is None else self.num_candidates
+        k = self.num_candidates
+        k = default_num_candidates(action_dim) if k is None else k
         h = -float(action_dim) if self.entropy_target is None else self.entropy_target
         return replace_fields(self, num_candidates=k, entropy_target=h)
 
@@ -136,7 +137,8 @@ def _check(
     value = getattr(config, name)
     kind = int if integer else int | float
     if isinstance(value, bool) or not isinstance(value, kind) or not math.isfinite(value):
-        raise ConfigError(f"{name}={value!r}: must be a finite {'integer' if integer else 'number'}")
+        what = "integer" if integer else "number"
+        raise ConfigError(f"{name}={value!r}: must be a finite {what}")
     too_low = low is not None and (value <= low if open_low else value < low)
     too_high = high is not None and value > high
     if too_low or too_high:

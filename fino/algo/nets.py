@@ -6,6 +6,7 @@ Glorot-uniform kernels, zero biases.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import torch
@@ -34,7 +35,7 @@ class MLP(nn.Module):
         super().__init__()
         layers: list[nn.Module] = []
         dims = [in_dim, *hidden_dims]
-        for fan_in, fan_out in zip(dims[:-1], dims[1:], strict=True):
+        for fan_in, fan_out in itertools.pairwise(dims):
             layers += [_dense(fan_in, fan_out, generator), nn.GELU(approximate="tanh")]
             if layer_norm:
                 layers.append(nn.LayerNorm(fan_out, eps=1e-6))
@@ -90,7 +91,7 @@ class EnsembleCritic(nn.Module):
         dims = [obs_dim + action_dim, *hidden_dims, 1]
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
-        for fan_in, fan_out in zip(dims[:-1], dims[1:], strict=True):
+        for fan_in, fan_out in itertools.pairwise(dims):
             w = torch.empty(ensemble_size, fan_in, fan_out)
             _glorot_(w, fan_in, fan_out, generator)
             self.weights.append(nn.Parameter(w))

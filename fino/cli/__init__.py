@@ -1,0 +1,1 @@
+"""The `fino` command line."""

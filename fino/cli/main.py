@@ -1,0 +1,18 @@
+"""`fino`: the command line entry point; one module per command group."""
+
+from __future__ import annotations
+
+import typer
+
+from fino.cli.bench import bench
+
+app = typer.Typer(help="FINO Lab: run, watch and tune FINO (and FQL).", no_args_is_help=True,
+                  add_completion=False)
+
+
+@app.callback()
+def main() -> None:
+    """FINO Lab: run, watch and tune FINO (and FQL)."""
+
+
+app.command()(bench)
