@@ -252,3 +252,17 @@ def test_loading_a_checkpoint_with_another_config_is_refused():
 def test_asking_for_cuda_without_it_is_a_clear_error():
     with pytest.raises(RuntimeError, match="CUDA is not available"):
         FinoAgent(6, 3, device="cuda")
+
+
+def test_compiled_update_matches_eager():
+    eager, compiled = small_agent(seed=5), FinoAgent(6, 3, small_agent().config, seed=5,
+                                                    compile=True)
+    for i in range(3):
+        batch = random_batch(n=32, seed=i)
+        noise = eager.draw_update_noise(32)
+        compiled.generator.set_state(eager.generator.get_state())
+        info_e, info_c = eager.update(batch, noise), compiled.update(batch, noise)
+        for key in info_e:
+            assert info_c[key] == pytest.approx(info_e[key], rel=1e-4, abs=1e-6), key
+    for p, q in zip(eager.critic.parameters(), compiled.critic.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5)
