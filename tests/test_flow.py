@@ -89,3 +89,4 @@ def test_euler_sample_integrates_ten_steps_at_times_i_over_n_and_clips():
     # clipping to [-1, 1]
     out = euler_sample(lambda s, x, t: torch.full_like(x, 5.0), obs, z, 10)
     assert torch.equal(out, torch.ones_like(z))
+

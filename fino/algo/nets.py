@@ -7,11 +7,28 @@ Glorot-uniform kernels, zero biases.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+_GELU_SCALE = 2.0 * math.sqrt(2.0 / math.pi)
+
+
+def gelu_tanh(x: Tensor) -> Tensor:
+    """The tanh-approximate GELU (flax's default), 0.5 x (1 + tanh(u)), written as x σ(2u).
+
+    tanh(u) = 2σ(2u) − 1 makes it the same function; torch's vectorised tanh is about 2.5x
+    slower than its exp on AVX-512 CPUs, and GELU is most of an update's elementwise time.
+    """
+    return x * torch.sigmoid(_GELU_SCALE * (x + 0.044715 * x * x * x))
+
+
+class GELUTanh(nn.Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return gelu_tanh(x)
 
 
 def _glorot_(weight: Tensor, fan_in: int, fan_out: int, generator: torch.Generator | None) -> None:
@@ -36,7 +53,7 @@ class MLP(nn.Module):
         layers: list[nn.Module] = []
         dims = [in_dim, *hidden_dims]
         for fan_in, fan_out in itertools.pairwise(dims):
-            layers += [_dense(fan_in, fan_out, generator), nn.GELU(approximate="tanh")]
+            layers += [_dense(fan_in, fan_out, generator), GELUTanh()]
             if layer_norm:
                 layers.append(nn.LayerNorm(fan_out, eps=1e-6))
         layers.append(_dense(dims[-1], out_dim, generator))
@@ -114,7 +131,7 @@ class EnsembleCritic(nn.Module):
 
         n_hidden = len(self.weights) - 1
         for i in range(n_hidden):
-            x = F.gelu(torch.baddbmm(p(self.biases[i]), x, p(self.weights[i])), approximate="tanh")
+            x = gelu_tanh(torch.baddbmm(p(self.biases[i]), x, p(self.weights[i])))
             if self.layer_norm:
                 x = F.layer_norm(x, x.shape[-1:], eps=1e-6)
                 x = torch.addcmul(p(self.ln_biases[i]), x, p(self.ln_weights[i]))
