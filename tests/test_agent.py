@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from fino.algo import FinoAgent
-from fino.algo.agent import aggregate_q, selection_logits
+from fino.algo.agent import aggregate_q, gumbel_argmax, selection_logits
 
 from .conftest import random_batch, small_agent
 
@@ -55,12 +55,10 @@ def test_selection_logits_are_beta_q_over_mean_abs_q():
 
 @pytest.mark.parametrize("beta", [0.0, 1.0, 3.0])
 def test_exploring_selection_frequencies_match_the_softmax(beta):
-    agent = small_agent(num_candidates=4)
-    agent.beta = beta
     n = 200_000
     q = torch.tensor([1.0, 2.0, 3.0, 0.5]).expand(n, 4)
-    candidates = torch.arange(4.0).reshape(1, 4, 1).expand(n, 4, 1)
-    chosen = agent.choose(candidates, q, "entropy_guided")[:, 0].long()
+    u = torch.rand(n, 4, generator=torch.Generator().manual_seed(0))
+    chosen = gumbel_argmax(selection_logits(q, beta), u)
     freq = torch.bincount(chosen, minlength=4).double() / n
     p = torch.softmax(beta * q[0].double() / q[0].abs().mean(), dim=0)
     if beta == 0.0:
@@ -69,13 +67,29 @@ def test_exploring_selection_frequencies_match_the_softmax(beta):
     assert torch.all((freq - p).abs() < tolerance), (freq, p)
 
 
+def test_exploring_act_draws_among_candidates_by_beta_q_over_mean_abs_q():
+    agent = small_agent(num_candidates=5)
+    agent.beta = 2.5
+    obs = torch.randn(64, 6)
+    g = _fork(agent)
+    z, u = torch.randn(64, 5, 3, generator=g), torch.rand(64, 5, generator=g)
+    obs_k = obs.unsqueeze(1).expand(-1, 5, -1)
+    with torch.no_grad():
+        cands = agent.onestep(obs_k, z).clamp(-1, 1)
+        q = agent.critic(obs_k, cands).mean(dim=0)
+    index = gumbel_argmax(2.5 * q / q.abs().mean(dim=1, keepdim=True), u)
+    torch.testing.assert_close(agent.act(obs), cands[torch.arange(64), index])
+
+
 def test_action_noise_exploration_adds_gaussian_noise_to_the_greedy_candidate():
     agent = small_agent(num_candidates=1, exploration="action_noise", action_noise_std=0.05)
-    n = 50_000
-    cands = torch.zeros(n, 1, 3)
-    out = agent.choose(cands, None, "action_noise")
-    assert out.std().item() == pytest.approx(0.05, rel=0.03)
-    assert out.mean().abs().item() < 0.002
+    obs = torch.randn(8, 6)
+    g = _fork(agent)
+    z, noise = torch.randn(8, 1, 3, generator=g), torch.randn(8, 3, generator=g)
+    with torch.no_grad():
+        base = agent.onestep(obs.unsqueeze(1), z).clamp(-1, 1)[:, 0]
+    torch.testing.assert_close(agent.act(obs), (base + 0.05 * noise).clamp(-1, 1))
+    assert agent.act(obs, greedy=True).shape == base.shape
 
 
 def test_exploration_none_keeps_one_plain_sample_even_with_k_candidates():

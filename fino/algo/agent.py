@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
@@ -39,6 +39,10 @@ INFO_KEYS = (
     "actor/injected_noise_std",
 )
 
+# fp32 everywhere, or bf16 matmuls in the update's forward and backward passes (autocast; fp32
+# weights, optimiser and losses): about 2x the matmul throughput on CPUs with AVX512-BF16/AMX.
+Precision = Literal["fp32", "bf16"]
+
 # Rows per network pass when sampling many actions (entropy estimate): big enough for efficient
 # matmuls, small enough to stay in cache-friendly memory (design/performance.md).
 _SAMPLE_ROWS = 8192
@@ -56,6 +60,16 @@ class Batch:
 
     def to(self, device: torch.device) -> Batch:
         return Batch(*(t.to(device, non_blocking=True) for t in self.__dict__.values()))
+
+
+@dataclass(frozen=True)
+class ActNoise:
+    """The random draws of acting: candidate noise z (n, K, d), selection uniforms u (n, K),
+    action noise (n, d); u and noise only in the modes that use them."""
+
+    z: Tensor
+    u: Tensor | None
+    noise: Tensor | None
 
 
 @dataclass(frozen=True)
@@ -91,7 +105,11 @@ class FinoAgent:
         seed: int = 0,
         device: str | torch.device = "cpu",
         compile: bool = False,
+        precision: Precision = "fp32",
     ) -> None:
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision={precision!r}: must be 'fp32' or 'bf16'")
+        self.precision = precision
         self.config = (config or AgentConfig()).resolved(action_dim)
         self.obs_dim, self.action_dim = obs_dim, action_dim
         self.device = _checked_device(device)
@@ -156,13 +174,13 @@ class FinoAgent:
         actor_loss = bc_flow_loss + cfg.alpha * distill_loss + q_loss
 
         with torch.no_grad():
-            metrics = torch.stack([
+            metrics = torch.stack([m.float() for m in (
                 critic_loss, qs.mean(), qs.max(), qs.min(), target_q.mean(),
                 actor_loss, bc_flow_loss, distill_loss, q_loss, q_pi.mean(),
                 (clipped - actions).square().mean(),
                 torch.tensor(cfg.noise_scale, device=qs.device),
                 self._injected_noise_std(noise.t),
-            ])
+            )])
         return critic_loss + actor_loss, metrics
 
     def _injected_noise_std(self, t: Tensor) -> Tensor:
@@ -176,7 +194,8 @@ class FinoAgent:
     def update(self, batch: Batch, noise: UpdateNoise | None = None) -> dict[str, float]:
         """One Adam step on L_Q + L_BC + L_π, then the soft target update; returns metrics."""
         noise = noise if noise is not None else self.draw_update_noise(batch.actions.shape[0])
-        loss, metrics = self._losses(batch, noise)
+        with torch.autocast(self.device.type, torch.bfloat16, enabled=self.precision == "bf16"):
+            loss, metrics = self._losses(batch, noise)
         values = metrics.tolist()
         if not all(map(_finite, values)):
             raise FloatingPointError(
@@ -201,12 +220,8 @@ class FinoAgent:
 
     @torch.inference_mode()
     def act(self, obs: Tensor, greedy: bool = False) -> Tensor:
-        """Actions for observations (B, obs_dim) or (obs_dim,).
-
-        K candidates from the one-step policy; greedy: the argmax-Q candidate; exploring, per
-        `exploration`: softmax(β q / mean|q|) sampling, argmax plus Gaussian action noise, or
-        (`none`) one plain one-step sample, as FQL does.
-        """
+        """Actions for observations (B, obs_dim) or (obs_dim,): greedy (evaluation) or by the
+        `exploration` rule (see `select`; `none` is one plain one-step sample, as FQL acts)."""
         single = obs.dim() == 1
         obs = obs.to(self.device, torch.float32).reshape(-1, self.obs_dim)
         actions = self._select(obs, greedy)
@@ -214,38 +229,42 @@ class FinoAgent:
 
     def _select(self, obs: Tensor, greedy: bool) -> Tensor:
         mode = "greedy" if greedy else self.config.exploration
+        draws = self.draw_act_noise(obs.shape[0], mode)
+        return self.select(obs, draws, self._beta_tensor(), mode)
+
+    def draw_act_noise(self, n: int, mode: str) -> ActNoise:
+        """The random draws of acting for n observations in `mode`."""
         k = 1 if mode == "none" else self.config.num_candidates  # K iid candidates, one kept
-        candidates = self.candidate_actions(obs, k)
-        q = self.candidate_values(obs, candidates) if k > 1 else None
-        return self.choose(candidates, q, mode)
+        g, dev, d = self.generator, self.device, self.action_dim
+        z = torch.randn(n, k, d, generator=g, device=dev)
+        u = torch.rand(n, k, generator=g, device=dev) if mode == "entropy_guided" else None
+        noise = torch.randn(n, d, generator=g, device=dev) if mode == "action_noise" else None
+        return ActNoise(z=z, u=u, noise=noise)
 
-    def candidate_actions(self, obs: Tensor, k: int) -> Tensor:
-        """K one-step samples per observation, a_i = clip(μ(s, z_i)): shape (n, K, d)."""
-        z = torch.randn(obs.shape[0], k, self.action_dim, generator=self.generator,
-                        device=self.device)
-        return self.onestep(obs.unsqueeze(1).expand(-1, k, -1), z).clamp(-1.0, 1.0)
-
-    def candidate_values(self, obs: Tensor, candidates: Tensor) -> Tensor:
-        """q_i = agg_k Q_φk(s, a_i) with the online critics: shape (n, K)."""
-        obs_k = obs.unsqueeze(1).expand(-1, candidates.shape[1], -1)
-        return aggregate_q(self.critic(obs_k, candidates), self.config.q_agg)
-
-    def choose(self, candidates: Tensor, q: Tensor | None, mode: str) -> Tensor:
-        """Pick one candidate per row: `greedy` argmax q, `entropy_guided` softmax(β q/mean|q|),
-        `action_noise` argmax q plus N(0, std²) noise; a single candidate is taken as it is."""
-        n = candidates.shape[0]
-        if q is None:
+    def select(self, obs: Tensor, draws: ActNoise, beta: Tensor, mode: str) -> Tensor:
+        """One action per observation from K candidates a_i = clip(μ(s, z_i)), scored by
+        q_i = agg_k Q_φk(s, a_i): `greedy` argmax q, `entropy_guided` a draw from
+        softmax(β q / mean|q|), `action_noise` argmax q plus N(0, std²); K = 1 is a plain sample.
+        """
+        n, k = draws.z.shape[:2]
+        obs_k = obs.unsqueeze(1).expand(-1, k, -1)
+        candidates = self.onestep(obs_k, draws.z).clamp(-1.0, 1.0)
+        if k == 1:
             chosen = candidates[:, 0]
         else:
+            q = aggregate_q(self.critic(obs_k, candidates), self.config.q_agg)  # (n, K)
             if mode == "entropy_guided":
-                index = _sample_categorical(selection_logits(q, self.beta), self.generator)
+                index = gumbel_argmax(selection_logits(q, beta), draws.u)
             else:
                 index = q.argmax(dim=1)
-            chosen = candidates[torch.arange(n, device=candidates.device), index]
+            chosen = candidates.gather(1, index.view(n, 1, 1).expand(-1, 1, candidates.shape[2]))
+            chosen = chosen[:, 0]
         if mode == "action_noise":
-            noise = torch.randn(chosen.shape, generator=self.generator, device=chosen.device)
-            chosen = (chosen + self.config.action_noise_std * noise).clamp(-1.0, 1.0)
+            chosen = (chosen + self.config.action_noise_std * draws.noise).clamp(-1.0, 1.0)
         return chosen
+
+    def _beta_tensor(self) -> Tensor:
+        return torch.tensor(self.beta, device=self.device)
 
     # ---- §4 entropy and the β controller -------------------------------------------------------
 
@@ -311,9 +330,8 @@ class FinoAgent:
         self.num_updates = int(state["num_updates"])
 
 
-def _sample_categorical(logits: Tensor, generator: torch.Generator) -> Tensor:
-    """One draw per row from softmax(logits), by the Gumbel-max trick."""
-    u = torch.rand(logits.shape, generator=generator, device=logits.device)
+def gumbel_argmax(logits: Tensor, u: Tensor) -> Tensor:
+    """One draw per row from softmax(logits) given uniforms u (the Gumbel-max trick)."""
     gumbel = -torch.log(-torch.log(u.clamp(1e-20, 1.0 - 1e-7)))
     return (logits + gumbel).argmax(dim=-1)
 
