@@ -18,9 +18,9 @@ def _bandit_batch(n, g, modes, std, rewards=None) -> Batch:
     return Batch(obs, actions.clamp(-1 + 1e-5, 1 - 1e-5), rewards, obs, torch.ones(n))
 
 
-def _train(config, modes, std, rewards=None, steps=700, seed=0) -> FinoAgent:
+def _train(config, modes, std, rewards=None, steps=700, seed=0, precision="fp32") -> FinoAgent:
     g = torch.Generator().manual_seed(seed)
-    agent = FinoAgent(2, 2, config, seed=seed)
+    agent = FinoAgent(2, 2, config, seed=seed, precision=precision)
     for _ in range(steps):
         agent.update(_bandit_batch(256, g, modes, std, rewards))
     return agent
@@ -30,8 +30,9 @@ def _near(actions, center, radius=0.2) -> float:
     return ((actions - center).norm(dim=1) < radius).float().mean().item()
 
 
-def test_bc_flow_keeps_both_modes_of_a_two_mode_action_distribution():
-    agent = _train(AgentConfig(**NETS, noise_scale=0.1), [GOOD, BAD], 0.05)
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_bc_flow_keeps_both_modes_of_a_two_mode_action_distribution(precision):
+    agent = _train(AgentConfig(**NETS, noise_scale=0.1), [GOOD, BAD], 0.05, precision=precision)
     actions = agent.sample_flow(torch.randn(4000, 2), torch.randn(4000, 2))
     good, bad = _near(actions, GOOD, 0.25), _near(actions, BAD, 0.25)
     assert good > 0.25 and bad > 0.25, (good, bad)
@@ -55,9 +56,11 @@ def test_noise_injection_widens_the_learned_action_distribution(schedule, eta):
     assert spread[eta] > 1.5 * spread[0.0], spread
 
 
-def test_q_term_moves_the_one_step_policy_to_the_better_mode():
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_q_term_moves_the_one_step_policy_to_the_better_mode(precision):
     modes, rewards = [GOOD, BAD], [1.0, 0.0]
-    with_q = _train(AgentConfig(**NETS, alpha=1.0, num_candidates=1), modes, 0.05, rewards)
+    with_q = _train(AgentConfig(**NETS, alpha=1.0, num_candidates=1), modes, 0.05, rewards,
+                    precision=precision)
     bc_only = _train(AgentConfig(**NETS, alpha=1e4, num_candidates=1), modes, 0.05, rewards)
     obs = torch.randn(4000, 2)
     a_q, a_bc = with_q.act(obs), bc_only.act(obs)

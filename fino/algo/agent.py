@@ -43,9 +43,9 @@ INFO_KEYS = (
 # weights, optimiser and losses): about 2x the matmul throughput on CPUs with AVX512-BF16/AMX.
 Precision = Literal["fp32", "bf16"]
 
-# Rows per network pass when sampling many actions (entropy estimate): big enough for efficient
-# matmuls, small enough to stay in cache-friendly memory (design/performance.md).
-_SAMPLE_ROWS = 8192
+# Candidate rows per network pass when sampling many actions (entropy estimate): big enough for
+# efficient matmuls, small enough that activations stay in cache (8192 rows ran ~2x slower).
+_SAMPLE_ROWS = 1536
 
 
 @dataclass(frozen=True)
@@ -131,6 +131,9 @@ class FinoAgent:
         self.generator = torch.Generator(self.device).manual_seed(seed + 1)
         self.num_updates = 0
         self._losses = torch.compile(self.losses, dynamic=False) if compile else self.losses
+        # Acting one observation stays eager (compiled tiny matmuls were slower); the entropy
+        # sampler's large fixed-shape chunks gain ~1.7x from fusion.
+        self._sample_fn = torch.compile(self.select, dynamic=False) if compile else self.select
         self._online = list(self.critic.parameters())
         self._target = list(self.target_critic.parameters())
 
@@ -271,11 +274,18 @@ class FinoAgent:
     @torch.inference_mode()
     def sample_exploration_actions(self, obs: Tensor, num_samples: int) -> Tensor:
         """`num_samples` actions per state from the exploring policy: (S, num_samples, d)."""
-        obs = obs.to(self.device, torch.float32)
-        rows = obs.repeat_interleave(num_samples, dim=0)
+        mode = self.config.exploration
+        rows = obs.to(self.device, torch.float32).repeat_interleave(num_samples, dim=0)
         chunk = max(1, _SAMPLE_ROWS // self.config.num_candidates)
-        out = torch.cat([self._select(part, greedy=False) for part in rows.split(chunk)])
-        return out.reshape(obs.shape[0], num_samples, self.action_dim)
+        beta = self._beta_tensor()
+        parts = []
+        for part in rows.split(chunk):
+            n = part.shape[0]
+            if n < chunk:  # one fixed shape, so a compiled sampler compiles once
+                part = torch.cat([part, part.new_zeros(chunk - n, part.shape[1])])
+            draws = self.draw_act_noise(chunk, mode)
+            parts.append(self._sample_fn(part, draws, beta, mode)[:n])
+        return torch.cat(parts).reshape(obs.shape[0], num_samples, self.action_dim)
 
     def estimate_entropy(self, obs: Tensor) -> float:
         """Mean over states of the GMM entropy of the exploring policy's actions (spec §4)."""

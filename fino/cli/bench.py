@@ -17,7 +17,8 @@ def bench(
         help=f"Shapes to measure (repeatable): {', '.join(SHAPES)}. Default: all.")] = None,
     matmul: Annotated[str, typer.Option(
         help="fp32 matmul path: auto (oneDNN when it is fp32-exact), ieee, onednn.")] = "auto",
-    eager_only: Annotated[bool, typer.Option(help="Skip the torch.compile variant.")] = False,
+    eager_only: Annotated[bool, typer.Option(
+        help="Only the eager fp32 update (skip torch.compile and bf16).")] = False,
     quick: Annotated[bool, typer.Option(help="Fewer repeats; skip the sklearn loop.")] = False,
     output: Annotated[Path | None, typer.Option(help="Also append the JSON lines here.")] = None,
 ) -> None:
@@ -28,7 +29,9 @@ def bench(
     if unknown:
         raise typer.BadParameter(f"unknown shape(s) {unknown}; known: {', '.join(SHAPES)}")
     figures = run_benchmark(
-        shapes, matmul=matmul, compile_modes=(False,) if eager_only else (False, True),
+        shapes, matmul=matmul,
+        variants=((False, "fp32"),) if eager_only else ((False, "fp32"), (True, "fp32"),
+                                                         (True, "bf16")),
         calls=10 if quick else 20, repeats=3 if quick else 5, sklearn=not quick)
     with err.status("benchmarking…") as status:
         for figure in figures:
