@@ -1,4 +1,11 @@
-"""Per-state Gaussian-mixture entropy estimates: a batched torch EM mirroring scikit-learn."""
+"""Per-state Gaussian-mixture entropy estimates: a batched torch EM mirroring scikit-learn.
+
+Layout: samples are kept as [S, N, d] and transposed [S, d, N]; per-component quantities as
+[S, C, N] so that the batched matmuls have long rows (much faster on CPU than [S, N, C]).
+Sample-sized work runs in the input dtype; the small per-component linear algebra (covariance
+assembly, Cholesky, triangular inverse, log-determinants) runs in float64, since float32 Cholesky
+is unreliable for covariances whose smallest eigenvalue is ~reg_covar (clipped action dimensions).
+"""
 
 from __future__ import annotations
 
@@ -15,17 +22,17 @@ _KMEANS_TOL = 1e-4
 
 @dataclass(frozen=True)
 class GaussianMixtureFit:
-    """Batched full-covariance mixture: weights [S, C], means [S, C, d], covariances [S, C, d, d]."""
+    """Per-state mixtures: weights [S, C], means [S, C, d], covariances [S, C, d, d] (float64)."""
 
     weights: Tensor
     means: Tensor
     covariances: Tensor
-    converged: Tensor  # [S] bool, per-state EM convergence
-    n_iter: int  # EM iterations run (the slowest state's count)
+    converged: Tensor  # [S] bool: EM lower bound changed by < tol before max_iter
+    n_iter: int  # EM iterations run by the slowest state
 
 
 def mixture_entropy(weights: Tensor, covariances: Tensor) -> Tensor:
-    """-sum_k w_k log w_k + sum_k w_k H(N(0, Sigma_k)) for weights [..., C], covariances [..., C, d, d]."""
+    """-sum_k w_k log w_k + sum_k w_k * 0.5 log((2 pi e)^d |Sigma_k|); weights [..., C] -> [...]."""
     d = covariances.shape[-1]
     chol = torch.linalg.cholesky(covariances)
     logdet = 2.0 * chol.diagonal(dim1=-2, dim2=-1).log().sum(-1)
@@ -33,98 +40,140 @@ def mixture_entropy(weights: Tensor, covariances: Tensor) -> Tensor:
     return -torch.special.xlogy(weights, weights).sum(-1) + (weights * gaussian).sum(-1)
 
 
-def _sq_dists(x: Tensor, sq_norms: Tensor, centers: Tensor) -> Tensor:
-    """Squared distances [S, N, K] from x [S, N, d] (sq_norms [S, N]) to centers [S, K, d]."""
-    cross = torch.bmm(x, centers.mT)
-    return (sq_norms.unsqueeze(-1) - 2.0 * cross + centers.square().sum(-1).unsqueeze(1)).clamp_(min=0)
+def _sq_dists(xt1: Tensor, sq_norms: Tensor, centers: Tensor) -> Tensor:
+    """Squared distances [S, K, N] from centers [S, K, d] to the samples of xt1 (norms [S, N])."""
+    base = centers.square().sum(-1, keepdim=True) + sq_norms.unsqueeze(1)
+    return torch.baddbmm(base, centers, xt1[:, :-1], alpha=-2.0).clamp_(min=0)
 
 
-def _kmeans_plusplus(x: Tensor, k: int, generator: torch.Generator | None) -> Tensor:
-    """Greedy k-means++ seeding as in scikit-learn: returns centers [S, k, d]."""
-    s, n, _ = x.shape
+def _nearest(xt1: Tensor, centers: Tensor) -> tuple[Tensor, Tensor]:
+    """Nearest center per sample: (squared distance minus |x|^2 [S, N], first minimising label)."""
+    k = centers.shape[1]
+    score = torch.baddbmm(centers.square().sum(-1, keepdim=True), centers, xt1[:, :-1], alpha=-2.0)
+    low = score.amin(1, keepdim=True)  # min/argmin over dim 1 are slow on CPU; amin is not
+    rank = torch.arange(k, 0, -1, device=score.device).view(1, k, 1)
+    return low.squeeze(1), k - ((score == low) * rank).amax(1)
+
+
+def _compact(keep: Tensor, *tensors: Tensor) -> list[Tensor]:
+    """Rows of each tensor where keep is true."""
+    return [t[keep] for t in tensors]
+
+
+def _kmeans_plusplus(xt1: Tensor, sq_norms: Tensor, k: int, gen: torch.Generator | None) -> Tensor:
+    """Greedy k-means++ seeding as in scikit-learn (2 + int(log k) trials per centre): [S, k, d]."""
+    s, _, n = xt1.shape
+    x = xt1[:, :-1].mT
     n_trials = 2 + int(math.log(k))
-    rows = torch.arange(s, device=x.device)
-    first = torch.randint(n, (s,), generator=generator, device=x.device)
-    centers = [x[rows, first]]
-    closest = (x - centers[0].unsqueeze(1)).square().sum(-1)  # [S, N]
+    rows = torch.arange(s, device=x.device).unsqueeze(-1)
+    dev = x.device if gen is None else gen.device  # draw on the generator's device
+    first = torch.randint(n, (s, 1), generator=gen, device=dev).to(x.device)
+    centers = [x[rows, first]]  # each [S, 1, d]
+    closest = _sq_dists(xt1, sq_norms, centers[0])  # [S, 1, N]
     for _ in range(1, k):
-        cumsum = closest.cumsum(-1)
-        u = torch.rand(s, n_trials, generator=generator, device=x.device, dtype=x.dtype)
+        cumsum = closest.squeeze(1).cumsum(-1)
+        u = torch.rand(s, n_trials, generator=gen, device=dev, dtype=x.dtype).to(x.device)
         cand = torch.searchsorted(cumsum, u * cumsum[:, -1:]).clamp_(max=n - 1)  # [S, T]
-        cand_x = x[rows.unsqueeze(-1), cand]  # [S, T, d]
-        dist = (x.unsqueeze(1) - cand_x.unsqueeze(2)).square().sum(-1)  # [S, T, N]
-        dist = torch.minimum(dist, closest.unsqueeze(1))
-        best = dist.sum(-1).argmin(-1)  # [S]
+        cand_x = x[rows, cand]  # [S, T, d]
+        dist = torch.minimum(_sq_dists(xt1, sq_norms, cand_x), closest)  # [S, T, N]
+        best = dist.sum(-1).argmin(-1, keepdim=True)  # [S, 1]
         closest = dist[rows, best]
         centers.append(cand_x[rows, best])
-    return torch.stack(centers, 1)
+    return torch.cat(centers, 1)
 
 
-def _kmeans_labels(x: Tensor, k: int, generator: torch.Generator | None) -> Tensor:
-    """scikit-learn KMeans(n_init=1) labels [S, N]: k-means++ seeding, then Lloyd iterations."""
-    s, n, _ = x.shape
-    sq_norms = x.square().sum(-1)
-    tol = x.var(1, unbiased=False).mean(-1) * _KMEANS_TOL  # [S]
-    centers = _kmeans_plusplus(x, k, generator)
-    active = torch.ones(s, dtype=torch.bool, device=x.device)
-    labels_old = torch.full((s, n), -1, dtype=torch.long, device=x.device)
+def _lloyd_step(xt1: Tensor, sq_norms: Tensor, centers: Tensor) -> tuple[Tensor, Tensor]:
+    """Assign labels [S, N] and recompute centers [S, k, d]; empty clusters take far points."""
+    k, d = centers.shape[1:]
+    score, labels = _nearest(xt1, centers)
+    onehot = (labels.unsqueeze(1) == torch.arange(k, device=labels.device).view(1, k, 1)).to(
+        xt1.dtype
+    )
+    moments = onehot @ xt1.mT  # [S, k, d + 1]: coordinate sums and counts
+    sums, counts = moments[..., :d], moments[..., d]
+    empty = counts == 0
+    if bool(
+        empty.any()
+    ):  # as scikit-learn: move the farthest points, removing them from their cluster
+        far = (score + sq_norms).topk(k, dim=-1).indices  # [S, k]
+        pick = far.gather(
+            1, (empty.cumsum(-1) - 1).clamp_(min=0)
+        )  # j-th empty cluster -> j-th farthest
+        moved = xt1[:, :d].gather(2, pick.unsqueeze(1).expand(-1, d, -1)).mT  # [S, k, d]
+        old = labels.gather(1, pick)
+        w = empty.to(xt1.dtype)
+        sums = sums - torch.zeros_like(sums).scatter_add_(
+            1, old.unsqueeze(-1).expand_as(moved), moved * w.unsqueeze(-1)
+        )
+        counts = counts - torch.zeros_like(counts).scatter_add_(1, old, w)
+        sums, counts = (
+            torch.where(empty.unsqueeze(-1), moved, sums),
+            torch.where(empty, 1.0, counts),
+        )
+    return labels, sums / counts.unsqueeze(-1)
+
+
+def _kmeans_labels(xt1: Tensor, k: int, gen: torch.Generator | None) -> Tensor:
+    """scikit-learn KMeans(n_init=1) labels [S, N]: k-means++ seeding, then per-state Lloyd runs."""
+    s, d1, n = xt1.shape
+    sq_norms = xt1[:, :-1].square().sum(1)  # [S, N]
+    centers = _kmeans_plusplus(xt1, sq_norms, k, gen)
+    out = centers.clone()
+    # scikit-learn's tolerance: 1e-4 * mean per-dimension variance (the samples are centred)
+    tol = sq_norms.mean(-1) * (_KMEANS_TOL / (d1 - 1))
+    idx = torch.arange(s, device=xt1.device)  # batch row -> state; finished states are dropped
+    labels_old = torch.full((s, n), -1, dtype=torch.long, device=xt1.device)
+    xb, sqb = xt1, sq_norms
     for _ in range(_KMEANS_MAX_ITER):
-        dist = _sq_dists(x, sq_norms, centers)
-        min_dist, labels = dist.min(-1)
-        onehot = torch.nn.functional.one_hot(labels, k).to(x.dtype)  # [S, N, k]
-        sums = onehot.mT @ x  # [S, k, d]
-        counts = onehot.sum(1)  # [S, k]
-        empty = counts == 0
-        if bool(empty.any()):  # relocate empty clusters to the farthest points (as scikit-learn)
-            far = min_dist.topk(k, dim=-1).indices  # [S, k]
-            pick = far.gather(1, (empty.cumsum(-1) - 1).clamp_(min=0))  # [S, k]
-            moved = x.gather(1, pick.unsqueeze(-1).expand(-1, -1, x.shape[-1]))  # [S, k, d]
-            old = labels.gather(1, pick)  # [S, k]
-            w = empty.to(x.dtype)
-            sums = sums - torch.zeros_like(sums).scatter_add_(
-                1, old.unsqueeze(-1).expand_as(moved), moved * w.unsqueeze(-1)
+        labels, new = _lloyd_step(xb, sqb, centers)
+        done = (labels == labels_old).all(-1) | ((new - centers).square().sum((1, 2)) <= tol)
+        centers, labels_old = new, labels
+        if bool(done.any()):
+            out[idx[done]] = centers[done]
+            keep = ~done
+            idx, xb, sqb, tol, centers, labels_old = _compact(
+                keep, idx, xb, sqb, tol, centers, labels_old
             )
-            counts = counts - torch.zeros_like(counts).scatter_add_(1, old, w)
-            sums = torch.where(empty.unsqueeze(-1), moved, sums)
-            counts = torch.where(empty, 1.0, counts)
-        new_centers = sums / counts.unsqueeze(-1)
-        shift = (new_centers - centers).square().sum((-1, -2))
-        centers = torch.where(active.view(s, 1, 1), new_centers, centers)
-        done = (labels == labels_old).all(-1) | (shift <= tol)
-        active = active & ~done
-        labels_old = labels
-        if not bool(active.any()):
-            break
-    return _sq_dists(x, sq_norms, centers).argmin(-1)
+            if idx.numel() == 0:
+                break
+    out[idx] = centers
+    return _nearest(xt1, out)[1]
 
 
-def _m_step(x: Tensor, resp: Tensor, reg_covar: float) -> tuple[Tensor, Tensor, Tensor]:
-    """Weights [S, C], means [S, C, d], covariances [S, C, d, d] from responsibilities [S, N, C]."""
-    s, n, d = x.shape
-    c = resp.shape[-1]
-    nk = resp.sum(1) + 10 * torch.finfo(resp.dtype).eps  # [S, C]
-    means = (resp.mT @ x) / nk.unsqueeze(-1)
-    weighted = (resp.unsqueeze(-1) * x.unsqueeze(2)).reshape(s, n, c * d)
-    second = (x.mT @ weighted).view(s, d, c, d).transpose(1, 2)  # [S, C, d, d]
-    cov = second / nk.view(s, c, 1, 1) - means.unsqueeze(-1) * means.unsqueeze(-2)
+def _m_step(xt1: Tensor, resp: Tensor, reg_covar: float) -> tuple[Tensor, Tensor, Tensor]:
+    """Weights [S, C], means [S, C, d], covariances [S, C, d, d] (float64) from resp [S, C, N]."""
+    d = xt1.shape[1] - 1
+    moments = resp @ xt1.mT  # [S, C, d + 1]: weighted coordinate sums and total responsibilities
+    nk = moments[..., d] + 10 * torch.finfo(resp.dtype).eps
+    means = moments[..., :d] / nk.unsqueeze(-1)
+    scale = (resp / nk.unsqueeze(-1)).sqrt_().unsqueeze(2)
+    weighted = (xt1[:, None, :d] - means.unsqueeze(-1)).mul_(scale)  # [S, C, d, N]
+    cov = (weighted @ weighted.mT).double()
     cov.diagonal(dim1=-2, dim2=-1).add_(reg_covar)
-    return nk / nk.sum(-1, keepdim=True), means, cov
+    nk = nk.double()
+    return nk / nk.sum(-1, keepdim=True), means.double(), cov
 
 
-def _e_step(x: Tensor, weights: Tensor, means: Tensor, cov: Tensor) -> tuple[Tensor, Tensor]:
-    """Per-sample log-likelihood [S, N] and responsibilities [S, N, C]."""
-    s, n, d = x.shape
-    c = weights.shape[-1]
+def _e_step(xt1: Tensor, weights: Tensor, means: Tensor, cov: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-sample log-likelihood [S, N] and responsibilities [S, C, N]."""
+    s, d1, n = xt1.shape
+    c, d = means.shape[1:]
     chol = torch.linalg.cholesky(cov)
-    eye = torch.eye(d, dtype=x.dtype, device=x.device)
-    prec_chol = torch.linalg.solve_triangular(chol, eye, upper=False).mT  # [S, C, d, d]
-    y = (x @ prec_chol.transpose(1, 2).reshape(s, d, c * d)).view(s, n, c, d)
-    y = y - (means.unsqueeze(-2) @ prec_chol).view(s, 1, c, d)
+    eye = torch.eye(d, dtype=cov.dtype, device=cov.device).expand(s, c, d, d)
+    # proj = L^-1 [I, -mu] maps (x, 1) to L^-1 (x - mu)
+    proj = torch.linalg.solve_triangular(
+        chol, torch.cat([eye, -means.unsqueeze(-1)], -1), upper=False
+    )
+    y = proj.to(xt1.dtype).reshape(s, c * d, d1) @ xt1
     log_det = chol.diagonal(dim1=-2, dim2=-1).log().sum(-1)  # [S, C]
-    log_prob = -0.5 * (y.square().sum(-1) + d * math.log(2 * math.pi)) - log_det.unsqueeze(1)
-    log_prob = log_prob + weights.log().unsqueeze(1)
-    log_norm = torch.logsumexp(log_prob, -1)
-    return log_norm, (log_prob - log_norm.unsqueeze(-1)).exp()
+    offset = (weights.log() - log_det - 0.5 * d * math.log(2 * math.pi)).to(xt1.dtype)
+    log_prob = offset.unsqueeze(-1) - 0.5 * y.view(s, c, d, n).square_().sum(2)  # [S, C, N]
+    peak = log_prob.amax(1, keepdim=True)
+    # one exp serves both logsumexp and the responsibilities; the clamp avoids exp's slow
+    # underflow path on CPU and changes responsibilities only below 1e-34
+    prob = (log_prob - peak).clamp_(min=-80.0).exp_()
+    norm = prob.sum(1, keepdim=True)
+    return (peak + norm.log()).squeeze(1), prob.div_(norm)
 
 
 @torch.inference_mode()
@@ -137,53 +186,58 @@ def fit_gmm_batched(
     reg_covar: float = 1e-6,
     generator: torch.Generator | None = None,
 ) -> GaussianMixtureFit:
-    """Fit one full-covariance GMM per state of samples [S, N, d] (scikit-learn semantics, kmeans init)."""
+    """Fit a full-covariance GMM per state of samples [S, N, d] like scikit-learn (kmeans init)."""
+    s, n, _ = samples.shape
     center = samples.mean(1, keepdim=True)
-    x = samples - center  # per-state centering: better conditioned second moments
-    labels = _kmeans_labels(x, n_components, generator)
-    resp = torch.nn.functional.one_hot(labels, n_components).to(x.dtype)
-    weights, means, cov = _m_step(x, resp, reg_covar)
+    ones = torch.ones(s, 1, n, dtype=samples.dtype, device=samples.device)
+    xt1 = torch.cat([(samples - center).mT, ones], 1)  # centred samples [S, d, N] plus a ones row
+    labels = _kmeans_labels(xt1, n_components, generator)
+    resp = labels.unsqueeze(1) == torch.arange(n_components, device=labels.device).view(1, -1, 1)
+    weights, means, cov = _m_step(xt1, resp.to(xt1.dtype), reg_covar)
     out_w, out_m, out_c = weights.clone(), means.clone(), cov.clone()
-    converged = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
-    idx = torch.arange(x.shape[0], device=x.device)  # states still iterating
-    prev = torch.full_like(idx, -math.inf, dtype=x.dtype)
+    converged = torch.zeros(s, dtype=torch.bool, device=xt1.device)
+    idx = torch.arange(s, device=xt1.device)  # batch row -> state; converged states are dropped
+    lower = torch.full((s,), -math.inf, dtype=xt1.dtype, device=xt1.device)
     n_iter = 0
-    for n_iter in range(1, max_iter + 1):
-        log_norm, resp = _e_step(x, weights, means, cov)
-        weights, means, cov = _m_step(x, resp, reg_covar)
-        lower = log_norm.mean(-1)
+    for n_iter in range(1, max_iter + 1):  # noqa: B007 (n_iter is reported after the loop)
+        log_norm, resp = _e_step(xt1, weights, means, cov)
+        weights, means, cov = _m_step(xt1, resp, reg_covar)
+        lower, prev = log_norm.mean(-1), lower
         done = (lower - prev).abs() < tol
-        prev = lower
         if bool(done.any()):
-            out_w[idx[done]], out_m[idx[done]], out_c[idx[done]] = weights[done], means[done], cov[done]
-            converged[idx[done]] = True
-            keep = ~done
-            idx, x, prev = idx[keep], x[keep], prev[keep]
-            weights, means, cov = weights[keep], means[keep], cov[keep]
+            rows = idx[done]
+            out_w[rows], out_m[rows], out_c[rows] = weights[done], means[done], cov[done]
+            converged[rows] = True
+            idx, xt1, lower, weights, means, cov = _compact(
+                ~done, idx, xt1, lower, weights, means, cov
+            )
             if idx.numel() == 0:
                 break
     out_w[idx], out_m[idx], out_c[idx] = weights, means, cov
-    return GaussianMixtureFit(out_w, out_m + center, out_c, converged, n_iter)
+    return GaussianMixtureFit(out_w, out_m + center.double(), out_c, converged, n_iter)
 
 
 def gmm_entropy_batched(samples: Tensor, n_components: int = 3, **kw) -> Tensor:
-    """Mixture-entropy estimate [S] from a batched GMM fit of samples [S, N, d]."""
+    """Mixture-entropy estimate [S] (input dtype) from fit_gmm_batched on samples [S, N, d]."""
     fit = fit_gmm_batched(samples, n_components, **kw)
-    return mixture_entropy(fit.weights, fit.covariances)
+    return mixture_entropy(fit.weights, fit.covariances).to(samples.dtype)
 
 
-def gmm_entropy_sklearn(samples: np.ndarray | Tensor, n_components: int = 3, seed: int = 0) -> np.ndarray:
-    """Reference: one scikit-learn GaussianMixture per state, then mixture_entropy; returns [S]."""
+def gmm_entropy_sklearn(
+    samples: np.ndarray | Tensor, n_components: int = 3, seed: int = 0
+) -> np.ndarray:
+    """Reference: one scikit-learn GaussianMixture per state (float64), mixture_entropy: [S]."""
     from sklearn.mixture import GaussianMixture
     from threadpoolctl import threadpool_limits
 
     if isinstance(samples, Tensor):
         samples = samples.detach().cpu().numpy()
-    data = np.asarray(samples, dtype=np.float64)
     weights, covs = [], []
     with threadpool_limits(1):
-        for x in data:
+        for x in np.asarray(samples, dtype=np.float64):
             gm = GaussianMixture(n_components, covariance_type="full", random_state=seed).fit(x)
             weights.append(gm.weights_)
             covs.append(gm.covariances_)
-    return mixture_entropy(torch.from_numpy(np.stack(weights)), torch.from_numpy(np.stack(covs))).numpy()
+    return mixture_entropy(
+        torch.from_numpy(np.stack(weights)), torch.from_numpy(np.stack(covs))
+    ).numpy()
