@@ -88,15 +88,16 @@ def bench_updates(shape: str, *, compile: bool, precision: Precision, calls: int
                    "target_ratio": TARGETS["updates_per_second"]})
 
 
-def bench_act(shape: str, *, greedy: bool, calls: int, repeats: int) -> Figure:
+def bench_act(shape: str, *, greedy: bool, compile: bool, calls: int, repeats: int) -> Figure:
     obs_dim, action_dim = SHAPES[shape]
-    agent = FinoAgent(obs_dim, action_dim, AgentConfig())
+    agent = FinoAgent(obs_dim, action_dim, AgentConfig(), compile=compile)
     obs = torch.randn(obs_dim)
     for _ in range(50):
         agent.act(obs, greedy=greedy)
     ms = 1000.0 / _median_rate(lambda: agent.act(obs, greedy=greedy), calls, repeats)
     ref = REFERENCE[shape]["act_ms"]
-    return Figure("act_ms", shape, "greedy" if greedy else "exploring", ms, "ms",
+    variant = f"{'compiled' if compile else 'eager'}+{'greedy' if greedy else 'exploring'}"
+    return Figure("act_ms", shape, variant, ms, "ms",
                   {"num_candidates": agent.config.num_candidates, "reference_jax": ref,
                    "ratio_to_reference": round(ms / ref, 3), "target_ms": TARGETS["act_ms"]})
 
@@ -175,7 +176,9 @@ def run_benchmark(
         for compile, precision in variants:
             yield bench_updates(shape, compile=compile, precision=precision, calls=calls,
                                 repeats=repeats)
-        for greedy in (False, True):
-            yield bench_act(shape, greedy=greedy, calls=200, repeats=repeats)
+        for compile in (False, True):
+            for greedy in (False, True):
+                yield bench_act(shape, greedy=greedy, compile=compile, calls=200,
+                                repeats=repeats)
         if entropy:
             yield from bench_entropy(shape, sklearn=sklearn)

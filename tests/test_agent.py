@@ -280,3 +280,14 @@ def test_compiled_update_matches_eager():
             assert info_c[key] == pytest.approx(info_e[key], rel=1e-4, abs=1e-6), key
     for p, q in zip(eager.critic.parameters(), compiled.critic.parameters(), strict=True):
         torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5)
+
+
+def test_compiled_acting_matches_eager():
+    eager, compiled = small_agent(seed=2), FinoAgent(6, 3, small_agent().config, seed=2,
+                                                    compile=True)
+    obs = torch.randn(4, 6)
+    for greedy in (True, False):
+        torch.testing.assert_close(compiled.act(obs, greedy=greedy),
+                                   eager.act(obs, greedy=greedy), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(compiled.sample_exploration_actions(obs, 5),
+                               eager.sample_exploration_actions(obs, 5), rtol=1e-5, atol=1e-6)

@@ -131,9 +131,9 @@ class FinoAgent:
         self.generator = torch.Generator(self.device).manual_seed(seed + 1)
         self.num_updates = 0
         self._losses = torch.compile(self.losses, dynamic=False) if compile else self.losses
-        # Acting one observation stays eager (compiled tiny matmuls were slower); the entropy
-        # sampler's large fixed-shape chunks gain ~1.7x from fusion.
-        self._sample_fn = torch.compile(self.select, dynamic=False) if compile else self.select
+        # Acting (~25% faster compiled: fewer per-op overheads) and the entropy sampler's fixed-
+        # shape chunks (~1.7x from fusion) share one compiled selection, a graph per shape/mode.
+        self._select_fn = torch.compile(self.select, dynamic=False) if compile else self.select
         self._online = list(self.critic.parameters())
         self._target = list(self.target_critic.parameters())
 
@@ -233,7 +233,7 @@ class FinoAgent:
     def _select(self, obs: Tensor, greedy: bool) -> Tensor:
         mode = "greedy" if greedy else self.config.exploration
         draws = self.draw_act_noise(obs.shape[0], mode)
-        return self.select(obs, draws, self._beta_tensor(), mode)
+        return self._select_fn(obs, draws, self._beta_tensor(), mode)
 
     def draw_act_noise(self, n: int, mode: str) -> ActNoise:
         """The random draws of acting for n observations in `mode`."""
@@ -284,7 +284,7 @@ class FinoAgent:
             if n < chunk:  # one fixed shape, so a compiled sampler compiles once
                 part = torch.cat([part, part.new_zeros(chunk - n, part.shape[1])])
             draws = self.draw_act_noise(chunk, mode)
-            parts.append(self._sample_fn(part, draws, beta, mode)[:n])
+            parts.append(self._select_fn(part, draws, beta, mode)[:n])
         return torch.cat(parts).reshape(obs.shape[0], num_samples, self.action_dim)
 
     def estimate_entropy(self, obs: Tensor) -> float:
