@@ -16,10 +16,25 @@ from fino.algo.gmm import (
     mixture_entropy,
 )
 
+F64 = torch.float64
+
 
 def _random_spd(n: int, d: int, g: torch.Generator, scale: float = 1.0) -> torch.Tensor:
-    a = torch.randn(n, d, d, generator=g, dtype=torch.float64) / math.sqrt(d)
-    return scale**2 * (a @ a.mT + 0.5 * torch.eye(d, dtype=torch.float64))
+    a = torch.randn(n, d, d, generator=g, dtype=F64) / math.sqrt(d)
+    return scale**2 * (a @ a.mT + 0.5 * torch.eye(d, dtype=F64))
+
+
+def _gaussian_entropy(cov: torch.Tensor) -> torch.Tensor:
+    zero = torch.zeros(cov.shape[-1], dtype=cov.dtype)
+    return torch.distributions.MultivariateNormal(zero, cov).entropy()
+
+
+def _gaussian_states(s: int, n: int, d: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """float32 samples [s, n, d] of one random Gaussian per state, and its exact entropies [s]."""
+    g = torch.Generator().manual_seed(seed)
+    cov = _random_spd(s, d, g)
+    samples = torch.randn(s, n, d, generator=g, dtype=F64) @ torch.linalg.cholesky(cov).mT
+    return samples.float(), _gaussian_entropy(cov)
 
 
 def _mixture_samples(
@@ -48,56 +63,45 @@ MEDIAN_TOL = {"separated": 1e-3, "overlapping": 0.06}
 
 
 def test_single_component_mixture_entropy_is_gaussian_entropy() -> None:
-    g = torch.Generator().manual_seed(0)
-    cov = _random_spd(8, 6, g, scale=0.3)
-    expected = torch.distributions.MultivariateNormal(
-        torch.zeros(6, dtype=torch.float64), cov
-    ).entropy()
-    got = mixture_entropy(torch.ones(8, 1, dtype=torch.float64), cov.unsqueeze(1))
-    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+    cov = _random_spd(8, 6, torch.Generator().manual_seed(0), scale=0.3)
+    got = mixture_entropy(torch.ones(8, 1, dtype=F64), cov.unsqueeze(1))
+    torch.testing.assert_close(got, _gaussian_entropy(cov), rtol=1e-12, atol=1e-12)
 
 
 def test_mixture_entropy_adds_weight_entropy_to_weighted_component_entropies() -> None:
-    g = torch.Generator().manual_seed(1)
-    cov = _random_spd(2, 4, g)
-    weights = torch.tensor([0.25, 0.75], dtype=torch.float64)
-    parts = torch.distributions.MultivariateNormal(
-        torch.zeros(4, dtype=torch.float64), cov
-    ).entropy()
+    cov = _random_spd(2, 4, torch.Generator().manual_seed(1))
+    parts = _gaussian_entropy(cov)
+    weights = torch.tensor([0.25, 0.75], dtype=F64)
     expected = -(weights * weights.log()).sum() + (weights * parts).sum()
     torch.testing.assert_close(mixture_entropy(weights, cov), expected, rtol=1e-12, atol=1e-12)
     # a zero weight contributes nothing (0 log 0 = 0), not NaN
-    zero = mixture_entropy(torch.tensor([1.0, 0.0], dtype=torch.float64), cov)
+    zero = mixture_entropy(torch.tensor([1.0, 0.0], dtype=F64), cov)
     torch.testing.assert_close(zero, parts[0], rtol=1e-12, atol=1e-12)
 
 
-def _gaussian_states(s: int, n: int, d: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    cov = _random_spd(s, d, g)
-    z = torch.randn(s, n, d, generator=g, dtype=torch.float64)
-    samples = z @ torch.linalg.cholesky(cov).mT
-    true = torch.distributions.MultivariateNormal(
-        torch.zeros(d, dtype=torch.float64), cov
-    ).entropy()
-    return samples.float(), true
-
-
-def test_one_component_fit_recovers_gaussian_entropy() -> None:
-    samples, true = _gaussian_states(s=32, n=1000, d=5, seed=2)  # entropy ~ 5 nats
-    est = gmm_entropy_batched(samples, n_components=1, generator=torch.Generator().manual_seed(0))
+def test_one_component_fit_is_the_sample_gaussian_and_recovers_its_entropy() -> None:
+    samples, true = _gaussian_states(s=32, n=1000, d=5, seed=2)  # entropies ~ 7 nats
+    fit = fit_gmm_batched(samples, n_components=1)
+    x = samples.double()
+    centred = x - x.mean(1, keepdim=True)
+    sample_cov = centred.mT @ centred / x.shape[1] + 1e-6 * torch.eye(5, dtype=F64)
+    torch.testing.assert_close(fit.means[:, 0], x.mean(1), rtol=0, atol=1e-5)
+    torch.testing.assert_close(fit.covariances[:, 0], sample_cov, rtol=1e-4, atol=1e-6)
+    est = gmm_entropy_batched(samples, n_components=1)
     assert est.dtype == torch.float32
     assert abs(est.double().mean() / true.mean() - 1) < 0.02
-    assert ((est.double() - true).abs() / true.abs()).median() < 0.02
+    assert ((est.double() - true).abs() / true).median() < 0.02
 
 
 def test_three_component_fit_of_one_gaussian_overestimates_like_sklearn() -> None:
-    # The formula is an upper bound: it adds the mutual information I(x; component), which is
-    # large when 3 components split one Gaussian, so it is compared with scikit-learn instead.
-    samples, true = _gaussian_states(s=16, n=200, d=5, seed=3)
+    # With 3 components on one Gaussian the formula is an upper bound, H(x) + I(x; component):
+    # ~2.5% above the closed form at N=200 and ~8% at N=1000 (d=5), for scikit-learn alike.
+    # So it is checked against scikit-learn, not the 2% closed-form bound of the 1-component fit.
+    samples, true = _gaussian_states(s=16, n=1000, d=5, seed=3)
     est = gmm_entropy_batched(samples, generator=torch.Generator().manual_seed(0)).double()
     ref = torch.from_numpy(gmm_entropy_sklearn(samples))
-    assert (est.mean() > true.mean()) and (ref.mean() > true.mean())
-    assert abs(est.mean() / ref.mean() - 1) < 0.05
+    assert est.mean() > 1.04 * true.mean() and ref.mean() > 1.04 * true.mean()
+    assert abs(est.mean() / ref.mean() - 1) < 0.02
 
 
 @pytest.mark.parametrize("d", [5, 21])
@@ -110,13 +114,13 @@ def test_entropy_agrees_with_sklearn(kind: str, d: int) -> None:
     assert abs(est.mean() / ref.mean() - 1) < 0.05
     per_state = (est - ref) / np.abs(ref)
     assert np.median(np.abs(per_state)) < MEDIAN_TOL[kind]
-    assert abs(np.median(per_state)) < 0.01  # no systematic per-state bias
+    assert abs(np.median(per_state)) < 0.025  # no systematic per-state bias (~3 standard errors)
 
 
 def test_fit_returns_valid_mixtures() -> None:
     samples = _mixture_samples(16, 21, seed=4, **MIXTURES["overlapping"])
     fit = fit_gmm_batched(samples)
-    torch.testing.assert_close(fit.weights.sum(-1), torch.ones(16, dtype=fit.weights.dtype))
+    torch.testing.assert_close(fit.weights.sum(-1), torch.ones(16, dtype=F64))
     assert (fit.weights > 0).all()
     torch.testing.assert_close(fit.covariances, fit.covariances.mT)
     assert (torch.linalg.eigvalsh(fit.covariances) > 0).all()
@@ -144,28 +148,23 @@ def test_degenerate_inputs_stay_finite() -> None:
     assert (torch.linalg.eigvalsh(fit.covariances) > 0).all()
     est = gmm_entropy_batched(samples)
     assert torch.isfinite(est).all()
-    # reg_covar bounds the entropy from below: ~0.5 * d * log(2 pi e 1e-6) for identical points
-    assert est[0] == pytest.approx(0.5 * 21 * math.log(2 * math.pi * math.e * 1e-6), rel=1e-3)
+    # identical points: one component with covariance reg_covar * I, the others weigh ~0
+    assert est[0] == pytest.approx(0.5 * 21 * math.log(2 * math.pi * math.e * 1e-6), rel=1e-4)
+    # constant (clipped) dimensions contribute exactly reg_covar, as in scikit-learn
+    ref = gmm_entropy_sklearn(samples[2:4])
+    np.testing.assert_allclose(est[2:4].double().numpy(), ref, rtol=1e-3)
 
 
-def test_means_recovered_on_separated_clusters() -> None:
+def test_means_and_weights_recovered_on_separated_clusters() -> None:
     g = torch.Generator().manual_seed(7)
-    s, d = 8, 5
-    centers = torch.tensor([[0.6] * d, [-0.6] * d, [0.6, -0.6, 0.6, -0.6, 0.0]])
-    centers = centers.expand(s, 3, d)
-    comp = torch.randint(3, (s, 300), generator=g)
-    samples = centers[torch.arange(s).unsqueeze(-1), comp] + 0.05 * torch.randn(
-        s, 300, d, generator=g
-    )
-    fit = fit_gmm_batched(samples, generator=torch.Generator().manual_seed(0))
-    errors = torch.stack(
-        [
-            (fit.means[:, list(p)].float() - centers).norm(dim=-1).amax(-1)
-            for p in itertools.permutations(range(3))
-        ]
-    )
+    s, n, d = 8, 300, 5
+    centers = torch.tensor([[0.6] * d, [-0.6] * d, [0.6, -0.6, 0.6, -0.6, 0.0]]).expand(s, 3, d)
+    comp = torch.randint(3, (s, n), generator=g)
+    noise = 0.05 * torch.randn(s, n, d, generator=g)
+    fit = fit_gmm_batched(centers[torch.arange(s).unsqueeze(-1), comp] + noise)
+    perms = torch.tensor(list(itertools.permutations(range(3))))  # component order is arbitrary
+    errors = torch.stack([(fit.means[:, p].float() - centers).norm(dim=-1).amax(-1) for p in perms])
     assert errors.amin(0).max() < 0.03
-    counts = torch.stack([(comp == k).float().mean(-1) for k in range(3)], -1)
-    best = errors.argmin(0)
-    perms = torch.tensor(list(itertools.permutations(range(3))))[best]
-    torch.testing.assert_close(fit.weights.gather(1, perms).float(), counts, atol=1e-3, rtol=0)
+    best = perms[errors.argmin(0)]  # [s, 3]
+    counts = torch.stack([(comp == k).double().mean(-1) for k in range(3)], -1)
+    torch.testing.assert_close(fit.weights.gather(1, best), counts, atol=1e-3, rtol=0)
