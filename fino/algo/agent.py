@@ -196,6 +196,7 @@ class FinoAgent:
 
     def update(self, batch: Batch, noise: UpdateNoise | None = None) -> dict[str, float]:
         """One Adam step on L_Q + L_BC + L_π, then the soft target update; returns metrics."""
+        batch = batch.to(self.device)
         noise = noise if noise is not None else self.draw_update_noise(batch.actions.shape[0])
         with torch.autocast(self.device.type, torch.bfloat16, enabled=self.precision == "bf16"):
             loss, metrics = self._losses(batch, noise)

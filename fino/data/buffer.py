@@ -56,6 +56,10 @@ class TransitionRing:
     def gather(self, index: Tensor) -> dict[str, Tensor]:
         return {key: value.index_select(0, index) for key, value in self.data.items()}
 
+    def sample(self, n: int, generator: torch.Generator) -> dict[str, Tensor]:
+        """n rows drawn uniformly with replacement from the stored ones."""
+        return self.gather(torch.randint(self.size, (n,), generator=generator))
+
 
 def dataset_rows(dataset: Mapping[str, Any]) -> dict[str, Tensor]:
     """Offline arrays as float tensors, actions clipped; `terminated` from `terminals` of a true
@@ -134,15 +138,11 @@ class ReplayBuffer:
         uniform until the first online transition arrives)."""
         g = self.generator
         if not self.balanced:
-            return _to_batch(self.online.gather(torch.randint(self.online.size, (batch_size,),
-                                                              generator=g)))
+            return _to_batch(self.online.sample(batch_size, g))
         if self.online.size == 0:
-            return _to_batch(self.offline.gather(torch.randint(self.offline.size, (batch_size,),
-                                                               generator=g)))
+            return _to_batch(self.offline.sample(batch_size, g))
         half = batch_size // 2
-        off = self.offline.gather(torch.randint(self.offline.size, (batch_size - half,),
-                                                generator=g))
-        on = self.online.gather(torch.randint(self.online.size, (half,), generator=g))
+        off, on = self.offline.sample(batch_size - half, g), self.online.sample(half, g)
         return _to_batch({k: torch.cat([off[k], on[k]]) for k in FIELDS})
 
 
