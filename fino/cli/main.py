@@ -5,9 +5,10 @@ from __future__ import annotations
 import typer
 
 from fino.cli.bench import bench
+from fino.cli.run import run
 
 app = typer.Typer(help="FINO Lab: run, watch and tune FINO (and FQL).", no_args_is_help=True,
-                  add_completion=False)
+                  add_completion=False, pretty_exceptions_show_locals=False)
 
 
 @app.callback()
@@ -16,3 +17,4 @@ def main() -> None:
 
 
 app.command()(bench)
+app.command()(run)

@@ -1,0 +1,117 @@
+"""What a backend gives the trainer: a `Task` (envs, offline data, score) for a `TaskConfig`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import gymnasium
+import numpy as np
+
+Dataset = dict[str, np.ndarray]
+"""Offline transitions: observations, actions, rewards, terminals, masks, next_observations."""
+
+DATASET_KEYS = ("observations", "actions", "rewards", "terminals", "masks", "next_observations")
+
+
+class TaskError(ValueError):
+    """A task name, option or dataset that cannot be used; the message says what to do."""
+
+
+class DatasetMissingError(TaskError, FileNotFoundError):
+    """The task's offline dataset is not on disk; the message names the file and the fetch."""
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """Which task to load and how (the `[task]` table of a run config)."""
+
+    name: str
+    backend: str = "auto"  # ogbench | minari | gymnasium | auto (infer from the name)
+    task_id: int | None = None  # OGBench singletask 1..5 (overrides the alias's default task)
+    dataset_dir: str | None = None  # OGBench: default ~/.ogbench/data
+    dataset: str | None = None  # gymnasium backend: an OGBench-format .npz path or a Minari id
+    success_timing: Literal["pre", "post"] = "pre"  # OGBench >= 1.2: "pre"; the paper's 1.1: "post"
+    options: Mapping[str, Any] = field(default_factory=dict)  # backend-specific extras
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise TaskError("task name is empty")
+        if self.task_id is not None and not 1 <= self.task_id <= 5:
+            raise TaskError(f"task_id={self.task_id}: OGBench singletask ids are 1..5")
+        if self.success_timing not in ("pre", "post"):
+            raise TaskError(f"success_timing={self.success_timing!r}: allowed 'pre' or 'post'")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A task's metadata."""
+
+    name: str  # canonical name (e.g. cube-single-play-singletask-task2-v0, D4RL/pen/cloned-v2)
+    backend: str
+    obs_dim: int
+    action_dim: int
+    episode_length: int  # the env's time limit
+    score_name: Literal["success", "normalized_score", "return"]  # success rate in %, D4RL x100
+
+
+@dataclass
+class Task:
+    """Everything the trainer needs from a backend.
+
+    `make_env` / `make_eval_env` build fresh envs whose observations match the dataset's layout
+    (flat float vectors) and whose rewards are the raw env rewards; `reward_scale` and
+    `reward_shift` map raw rewards to training rewards (`r * scale + shift`, e.g. antmaze - 1)
+    and are already applied to the datasets. `score_episode(raw_return, final_info)` gives one
+    evaluation episode's score (100 x success, or the normalised return x 100).
+    """
+
+    spec: TaskSpec
+    train_dataset: Dataset
+    val_dataset: Dataset | None
+    make_env: Callable[[], gymnasium.Env]
+    make_eval_env: Callable[[], gymnasium.Env]
+    score_episode: Callable[[float, Mapping[str, Any]], float]
+    reward_scale: float = 1.0
+    reward_shift: float = 0.0
+
+    def training_reward(self, raw_reward: float) -> float:
+        return raw_reward * self.reward_scale + self.reward_shift
+
+
+class Backend(Protocol):
+    """A source of tasks, registered under the entry-point group `fino.backends`."""
+
+    name: str
+
+    def owns(self, task_name: str) -> bool:
+        """Whether this backend recognises the name (used when the backend is `auto`)."""
+
+    def canonical_name(self, config: TaskConfig) -> str:
+        """The full task name (aliases resolved); raises TaskError for an unknown task.
+        Cheap: no env is built and no dataset read, so configs can be validated up front."""
+
+    def load(self, config: TaskConfig) -> Task:
+        """Build the envs and load the offline datasets; DatasetMissingError when absent."""
+
+
+def validate_dataset(dataset: Mapping[str, np.ndarray], source: str) -> Dataset:
+    """Check a backend's arrays: all keys present, equal lengths, finite, 2-d obs/actions."""
+    missing = [k for k in DATASET_KEYS if k not in dataset]
+    if missing:
+        raise TaskError(f"{source}: dataset lacks {missing} (has {sorted(dataset)})")
+    out = {k: np.asarray(dataset[k]) for k in DATASET_KEYS}
+    n = len(out["observations"])
+    bad = {k: len(v) for k, v in out.items() if len(v) != n}
+    if bad:
+        raise TaskError(f"{source}: arrays differ in length from observations ({n}): {bad}")
+    if n == 0:
+        raise TaskError(f"{source}: dataset is empty")
+    for k in ("observations", "actions", "next_observations"):
+        if out[k].ndim != 2:
+            raise TaskError(f"{source}: {k} has shape {out[k].shape}, expected (N, dim)")
+    for k in ("observations", "actions", "rewards", "next_observations"):
+        if not np.isfinite(out[k]).all():
+            raise TaskError(f"{source}: {k} contains NaN or inf; the file is corrupt")
+    return out

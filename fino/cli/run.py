@@ -1,0 +1,163 @@
+"""`fino run`: train FINO (or FQL) offline-to-online on one task, with a live progress bar."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from fino.algo.config import ConfigError
+from fino.backends.base import TaskConfig, TaskError
+from fino.train.checkpoint import CheckpointError
+from fino.train.config import RunConfig
+from fino.train.plots import plot_runs
+from fino.train.presets import build_run_config
+from fino.train.trainer import CONFIG_NAME, RunSummary, Trainer, TrainingDiverged
+
+console = Console(stderr=True)
+EXIT_INTERRUPTED = 130
+
+
+class RichProgress:
+    """A progress bar: phase, step, last evaluation score, ETA."""
+
+    def __init__(self, progress: Progress, description: str, total: int) -> None:
+        self.progress = progress
+        self.task_id = progress.add_task(description, total=total, phase="", score="-")
+
+    def on_progress(self, step: int, total: int, phase: str, score: float | None) -> None:
+        self.progress.update(self.task_id, completed=step, total=total, phase=phase,
+                             score="-" if score is None else f"{score:.1f}")
+
+    def on_message(self, message: str) -> None:
+        self.progress.update(self.task_id, phase=message)
+
+
+def progress_bar() -> Progress:
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                    TextColumn("{task.completed:>8,.0f}/{task.total:,}"),
+                    TextColumn("[cyan]{task.fields[phase]}"),
+                    TextColumn("score [green]{task.fields[score]}"),
+                    TimeElapsedColumn(), TimeRemainingColumn(), console=console)
+
+
+def default_run_dir(config: RunConfig) -> Path:
+    short = config.task.name.replace("/", "_").replace("-singletask", "")
+    return Path("runs") / f"{short}-{config.algo}-s{config.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def execute(config: RunConfig, run_dir: Path, *, resume: bool, quiet: bool) -> RunSummary:
+    """Run to the end (or until SIGINT/SIGTERM, which checkpoint and stop cleanly)."""
+    with progress_bar() as bar:
+        listener = None if quiet else RichProgress(bar, f"{config.algo} seed {config.seed}",
+                                                 config.train.total_steps)
+        if listener:
+            listener.on_message("loading task")
+        trainer = Trainer(config, run_dir, progress=listener, resume=resume)
+
+        def stop(signum: int, _frame: FrameType | None) -> None:
+            trainer.request_stop()
+
+        previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            return trainer.run()
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+
+def summary_table(summary: RunSummary, config: RunConfig, run_dir: Path) -> Table:
+    table = Table(title=f"{config.algo.upper()} on {config.task.name} (seed {config.seed})")
+    for column in ("step", "phase", "score", "return", "length", "entropy", "beta"):
+        table.add_column(column, justify="right")
+    for e in summary.evaluations:
+        phase = "online" if e.get("progress/online") else "offline"
+        table.add_row(f"{e['step']:,}", phase, f"{e['eval/score']:.1f}",
+                      f"{e['eval/return']:.1f}", f"{e['eval/length']:.0f}",
+                      f"{e.get('policy/entropy', float('nan')):.2f}",
+                      f"{e.get('policy/beta', float('nan')):.2f}")
+    table.caption = (f"{summary.status} in {summary.wall_time / 60:.1f} min; offline score "
+                     f"{_fmt(summary.offline_score)} -> final {_fmt(summary.final_score)}; "
+                     f"files in {run_dir}")
+    return table
+
+
+def _fmt(score: float | None) -> str:
+    return "-" if score is None else f"{score:.1f}"
+
+
+def run(
+    task: Annotated[str | None, typer.Option(
+        help="Task: an alias (cube-single, cube-double, puzzle-4x4, pointmaze, humanoidmaze, "
+             "antmaze-large, ...), an OGBench singletask name or a Minari id.")] = None,
+    preset: Annotated[str | None, typer.Option(
+        help="Profile of the task's preset file (paper, quick), a presets/NAME, or FILE.toml"
+             "[:PROFILE]. Default: paper.")] = None,
+    algo: Annotated[str, typer.Option(help="fino, or fql (noise 0, one candidate).")] = "fino",
+    seed: Annotated[int, typer.Option(help="Run seed.")] = 0,
+    backend: Annotated[str, typer.Option(
+        help="ogbench, minari, gymnasium or auto (from the task name).")] = "auto",
+    task_id: Annotated[int | None, typer.Option(help="OGBench singletask id 1..5.")] = None,
+    dataset_dir: Annotated[str | None, typer.Option(
+        help="OGBench dataset folder (default ~/.ogbench/data).")] = None,
+    dataset: Annotated[str | None, typer.Option(
+        help="gymnasium backend: an OGBench-format .npz or a Minari id.")] = None,
+    offline_steps: Annotated[int | None, typer.Option(help="Offline updates.")] = None,
+    online_steps: Annotated[int | None, typer.Option(help="Online env steps.")] = None,
+    eval_interval: Annotated[int | None, typer.Option(help="Steps between evaluations.")] = None,
+    eval_episodes: Annotated[int | None, typer.Option(help="Episodes per evaluation.")] = None,
+    balanced: Annotated[bool | None, typer.Option(
+        "--balanced/--uniform", help="50/50 offline/online batches (RLPD) or uniform (paper)."
+    )] = None,
+    threads: Annotated[int | None, typer.Option(help="torch threads for this run.")] = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Override a setting: SECTION.KEY=VALUE (agent., train., task.).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Run folder (default runs/...).")] = None,
+    resume: Annotated[Path | None, typer.Option(
+        help="Continue the run in this folder from its last checkpoint.")] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bar or table.")] = False,
+) -> None:
+    """Train offline then online on one task; exit code 0 only when the run completes."""
+    try:
+        if resume is not None:
+            run_dir = resume
+            config_file = run_dir / CONFIG_NAME
+            if not config_file.exists():
+                raise ConfigError(f"{run_dir} is not a run folder (no {CONFIG_NAME})")
+            config = RunConfig.from_dict(json.loads(config_file.read_text()))
+        else:
+            if task is None:
+                raise ConfigError("--task is required (or --resume RUN_DIR)")
+            config = build_run_config(
+                TaskConfig(name=task, backend=backend, task_id=task_id, dataset_dir=dataset_dir,
+                           dataset=dataset),
+                preset=preset, algo=algo, seed=seed, overrides=set_ or [],
+                train_overrides={"offline_steps": offline_steps, "online_steps": online_steps,
+                                 "eval_interval": eval_interval, "eval_episodes": eval_episodes,
+                                 "balanced": balanced, "threads": threads})
+            run_dir = out or default_run_dir(config)
+        if not quiet:
+            console.print(f"[bold]{config.algo}[/] on [bold]{config.task.name}[/] "
+                          f"(preset {config.preset}, seed {config.seed}) -> {run_dir}")
+        summary = execute(config, run_dir, resume=resume is not None, quiet=quiet)
+    except (ConfigError, TaskError, CheckpointError, TrainingDiverged, ValueError) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    if not quiet:
+        console.print(summary_table(summary, config, run_dir))
+    if summary.evaluations:
+        plot_runs({config.algo: run_dir}, run_dir / "curves.png",
+                  title=f"{config.algo} on {config.task.name}, seed {config.seed}",
+                  offline_steps=config.train.offline_steps)
+    if summary.status != "done":
+        console.print(f"[yellow]interrupted at step {summary.step}; continue with "
+                      f"`fino run --resume {run_dir}`")
+        raise typer.Exit(EXIT_INTERRUPTED)

@@ -1,0 +1,117 @@
+"""Run configuration: task + agent + training schedule, validated once, saved with the run."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Literal
+
+from fino.algo.config import AgentConfig, ConfigError
+from fino.backends.base import TaskConfig, TaskError
+
+Algo = Literal["fino", "fql"]
+ALGOS = ("fino", "fql")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The offline-to-online schedule (spec §5) and how the run is executed."""
+
+    offline_steps: int = 1_000_000
+    online_steps: int = 500_000
+    eval_interval: int = 50_000
+    eval_episodes: int = 50
+    entropy_interval: int | None = None  # online steps between β updates; None = eval_interval
+    log_interval: int = 5_000
+    save_interval: int = 100_000
+    balanced: bool = False  # RLPD-style 50/50 offline/online batches instead of uniform
+    buffer_size: int | None = None  # None: max(1.5M, |D| + 1)
+    eval_envs: int = 25  # evaluation episodes stepped in lockstep (batched greedy acting)
+    compile: bool = True
+    precision: Literal["fp32", "bf16"] = "fp32"
+    matmul: Literal["auto", "ieee", "onednn"] = "auto"
+    threads: int | None = None  # torch intra-op threads; None = torch's default
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        for name in ("offline_steps", "online_steps"):
+            _check(name, getattr(self, name), lambda v: isinstance(v, int) and v >= 0, ">= 0")
+        for name in ("eval_interval", "eval_episodes", "log_interval", "save_interval",
+                     "eval_envs"):
+            _check(name, getattr(self, name), lambda v: isinstance(v, int) and v >= 1, ">= 1")
+        for name in ("entropy_interval", "buffer_size", "threads"):
+            value = getattr(self, name)
+            _check(name, value, lambda v: v is None or (isinstance(v, int) and v >= 1),
+                   ">= 1 or unset")
+        _check("precision", self.precision, lambda v: v in ("fp32", "bf16"), "'fp32' or 'bf16'")
+        _check("matmul", self.matmul, lambda v: v in ("auto", "ieee", "onednn"),
+               "'auto', 'ieee' or 'onednn'")
+
+    @property
+    def total_steps(self) -> int:
+        return self.offline_steps + self.online_steps
+
+    @property
+    def resolved_entropy_interval(self) -> int:
+        return self.entropy_interval or self.eval_interval
+
+
+def _check(name: str, value: Any, ok: Any, allowed: str) -> None:
+    if isinstance(value, bool) or not ok(value):
+        raise ConfigError(f"train.{name}={value!r}: must be {allowed}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines a run; `algo='fql'` forces noise 0 and one candidate."""
+
+    task: TaskConfig
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    algo: Algo = "fino"
+    seed: int = 0
+    preset: str | None = None  # where the hyperparameters came from (file:profile)
+
+    def __post_init__(self) -> None:
+        if self.algo not in ALGOS:
+            raise ConfigError(f"algo={self.algo!r}: must be one of {ALGOS}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"seed={self.seed!r}: must be an integer >= 0")
+        if self.algo == "fql" and not self.agent.is_fql:
+            object.__setattr__(self, "agent", replace(self.agent, noise_scale=0.0,
+                                                      num_candidates=1))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        """Inverse of `to_dict`; unknown keys are errors naming the section."""
+        data = dict(data)
+        sections = {"task": TaskConfig, "train": TrainConfig}
+        kwargs: dict[str, Any] = {}
+        for key, value in data.items():
+            if key == "agent":
+                kwargs[key] = AgentConfig.from_dict(value)
+            elif key in sections:
+                kwargs[key] = build_section(sections[key], value, key)
+            elif key in {f.name for f in fields(cls)}:
+                kwargs[key] = value
+            else:
+                raise ConfigError(f"unknown run config key {key!r}; known: "
+                                  f"{sorted(f.name for f in fields(cls))}")
+        return cls(**kwargs)
+
+
+def build_section(cls: type, values: dict[str, Any], section: str) -> Any:
+    """A dataclass from a dict, naming the section in every error."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"unknown key(s) {unknown} in [{section}]; allowed: {sorted(known)}")
+    try:
+        return cls(**values)
+    except (ConfigError, TaskError) as exc:
+        raise ConfigError(f"[{section}] {exc}") from exc
+    except TypeError as exc:
+        raise ConfigError(f"[{section}] {exc}") from exc

@@ -1,0 +1,292 @@
+"""The offline-to-online trainer (spec §5): offline updates on D, then one env step and one
+update per online step, evaluations, entropy estimates and β updates, checkpoints."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from fino.algo.agent import FinoAgent
+from fino.algo.matmul import configure_matmul
+from fino.backends.base import Task
+from fino.backends.registry import load_task
+from fino.data.buffer import ReplayBuffer
+from fino.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from fino.train.config import RunConfig
+from fino.train.evaluate import EvalResult, evaluate, greedy_actor
+from fino.train.sinks import EvalCsvSink, EventLogSink, JsonlSink, Sink, SinkGroup
+
+CONFIG_NAME = "config.json"
+SUMMARY_NAME = "summary.json"
+_PROGRESS_EVERY = 50  # steps between progress callbacks (cheap, but not free)
+
+
+class TrainingDiverged(RuntimeError):
+    """A non-finite loss; the message says at which step and which loss."""
+
+
+class ProgressListener(Protocol):
+    """Told about the run's progress (a progress bar, a heartbeat)."""
+
+    def on_progress(self, step: int, total: int, phase: str, score: float | None) -> None: ...
+
+    def on_message(self, message: str) -> None: ...
+
+
+@dataclass
+class RunSummary:
+    status: str  # "done" | "interrupted"
+    step: int
+    total_steps: int
+    env_steps: int
+    offline_score: float | None  # the last evaluation of the offline phase
+    final_score: float | None
+    best_score: float | None
+    evaluations: list[dict[str, float]] = field(default_factory=list)
+    wall_time: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def seed_for(seed: int, stream: int, index: int) -> int:
+    """A distinct, reproducible env seed per (run seed, stream, episode index)."""
+    return int(np.random.SeedSequence([seed, stream, index]).generate_state(1)[0] >> 1)
+
+
+class Trainer:
+    """Runs one RunConfig in `run_dir`; `resume=True` continues from its checkpoint."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        run_dir: Path,
+        *,
+        task: Task | None = None,
+        sinks: list[Sink] | None = None,
+        progress: ProgressListener | None = None,
+        resume: bool = False,
+    ) -> None:
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        tc = config.train
+        if tc.threads:
+            torch.set_num_threads(tc.threads)
+        configure_matmul(tc.matmul)
+        self.task = task or load_task(config.task)
+        spec = self.task.spec
+        self.agent = FinoAgent(spec.obs_dim, spec.action_dim, config.agent, seed=config.seed,
+                               device=tc.device, compile=tc.compile, precision=tc.precision)
+        self.buffer = ReplayBuffer(self.task.train_dataset, capacity=tc.buffer_size,
+                                   balanced=tc.balanced, seed=config.seed)
+        self.progress = progress
+        self.step = 0
+        self.env_steps = 0
+        self.episodes = 0
+        self.evaluations: list[dict[str, float]] = []
+        self._stop = False
+        self._env: Any = None
+        self._obs: np.ndarray | None = None
+        self._ep_return = 0.0
+        self._ep_length = 0
+        self._eval_envs: list[Any] = []
+        self._last_entropy: tuple[int, float] | None = None
+        if resume:
+            self._restore()
+        else:
+            (self.run_dir / CONFIG_NAME).write_text(json.dumps(config.to_dict(), indent=2))
+        self.sinks = SinkGroup([JsonlSink(self.run_dir / "metrics.jsonl"),
+                                EvalCsvSink(self.run_dir / "eval.csv"),
+                                EventLogSink(self.run_dir / "events.log"), *(sinks or [])])
+        if resume:
+            self.sinks.truncate_after(self.step)  # drop what was logged after the checkpoint
+            self.sinks.event("resumed", f"from step {self.step}")
+
+    # ---- public -------------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Ask the loop to checkpoint and return at the next step boundary (signal-safe)."""
+        self._stop = True
+
+    def run(self) -> RunSummary:
+        tc = self.config.train
+        start = time.perf_counter()
+        self.sinks.event("started", f"{self.config.algo} on {self.task.spec.name}, step "
+                         f"{self.step}/{tc.total_steps}")
+        status = "done"
+        try:
+            if self.step == 0:
+                self._evaluate()
+            window = (time.perf_counter(), self.step, self.env_steps)
+            while self.step < tc.total_steps:
+                if self._stop:
+                    status = "interrupted"
+                    break
+                online = self.step >= tc.offline_steps
+                if online:
+                    self._env_step()
+                info = self._update()
+                self.step += 1
+                metrics: dict[str, float] = {}
+                if online and (self.step - tc.offline_steps) % tc.resolved_entropy_interval == 0:
+                    metrics.update(self._entropy_and_beta(update_beta=True))
+                if self.step % tc.log_interval == 0:
+                    metrics.update(info)
+                    metrics.update(self._throughput(window))
+                    window = (time.perf_counter(), self.step, self.env_steps)
+                if metrics:
+                    self.sinks.write(self.step, {**metrics, **self._progress_metrics()})
+                if self.step % tc.eval_interval == 0 or self.step == tc.total_steps:
+                    self._evaluate()
+                if self.step % tc.save_interval == 0 or self.step == tc.total_steps:
+                    self.save()
+                if self.progress and self.step % _PROGRESS_EVERY == 0:
+                    self.progress.on_progress(self.step, tc.total_steps, self.phase,
+                                              self.last_score)
+            if status == "interrupted":
+                self.save()
+                self.sinks.event("interrupted", f"checkpointed at step {self.step}")
+            else:
+                self.sinks.event("finished", f"step {self.step}")
+        except TrainingDiverged as exc:
+            self.sinks.event("diverged", str(exc))
+            raise
+        finally:
+            self.sinks.close()
+            for env in [self._env, *self._eval_envs]:
+                if env is not None:
+                    env.close()
+        summary = self.summary(status, time.perf_counter() - start)
+        (self.run_dir / SUMMARY_NAME).write_text(json.dumps(summary.to_dict(), indent=2))
+        return summary
+
+    @property
+    def phase(self) -> str:
+        return "online" if self.step >= self.config.train.offline_steps else "offline"
+
+    @property
+    def last_score(self) -> float | None:
+        return self.evaluations[-1]["eval/score"] if self.evaluations else None
+
+    def summary(self, status: str, wall_time: float) -> RunSummary:
+        tc = self.config.train
+        offline = [e for e in self.evaluations if e["step"] <= tc.offline_steps]
+        scores = [e["eval/score"] for e in self.evaluations]
+        return RunSummary(
+            status=status, step=self.step, total_steps=tc.total_steps, env_steps=self.env_steps,
+            offline_score=offline[-1]["eval/score"] if offline else None,
+            final_score=scores[-1] if scores else None,
+            best_score=max(scores) if scores else None,
+            evaluations=self.evaluations, wall_time=wall_time)
+
+    # ---- steps --------------------------------------------------------------------------------
+
+    def _update(self) -> dict[str, float]:
+        batch = self.buffer.sample(self.config.agent.batch_size)
+        try:
+            return self.agent.update(batch)
+        except FloatingPointError as exc:
+            raise TrainingDiverged(
+                f"non-finite loss at step {self.step + 1} ({self.phase} phase): {exc}; the last "
+                f"checkpoint (if any) in {self.run_dir} is intact") from exc
+
+    def _env_step(self) -> None:
+        if self._env is None:
+            self._env = self.task.make_env()
+        if self._obs is None:
+            seed = seed_for(self.config.seed, 0, self.episodes)
+            self._obs, _ = self._env.reset(seed=seed)
+            self._ep_return, self._ep_length = 0.0, 0
+        action = self.agent.act(torch.as_tensor(self._obs, dtype=torch.float32)).cpu().numpy()
+        next_obs, reward, terminated, truncated, info = self._env.step(action)
+        self.buffer.add(self._obs, action, self.task.training_reward(float(reward)), next_obs,
+                        bool(terminated))
+        self.env_steps += 1
+        self._ep_return += float(reward)
+        self._ep_length += 1
+        self._obs = next_obs
+        if terminated or truncated:
+            self.episodes += 1
+            score = self.task.score_episode(self._ep_return, info)
+            self.sinks.write(self.step + 1, {
+                "online/episode_return": self._ep_return,
+                "online/episode_length": float(self._ep_length),
+                "online/episode_score": score, **self._progress_metrics(offset=1)})
+            self._obs = None
+
+    def _entropy_and_beta(self, update_beta: bool) -> dict[str, float]:
+        if self._last_entropy is not None and self._last_entropy[0] == self.step:
+            entropy = self._last_entropy[1]
+        else:
+            obs = self.buffer.sample(self.config.agent.entropy_states).observations
+            entropy = self.agent.estimate_entropy(obs)
+            self._last_entropy = (self.step, entropy)
+        metrics = {"policy/entropy": entropy,
+                   "policy/entropy_target": float(self.agent.config.entropy_target)}
+        if update_beta:
+            self.agent.update_beta(entropy)
+        metrics["policy/beta"] = self.agent.beta
+        return metrics
+
+    def _evaluate(self) -> EvalResult:
+        tc = self.config.train
+        if not self._eval_envs:
+            n = min(tc.eval_envs, tc.eval_episodes)
+            self._eval_envs = [self.task.make_eval_env() for _ in range(n)]
+        if self.progress:
+            self.progress.on_message(f"evaluating at step {self.step}")
+        started = time.perf_counter()
+        result = evaluate(greedy_actor(self.agent), self.task, self._eval_envs,
+                          tc.eval_episodes, seed=seed_for(self.config.seed, 1, 0))
+        metrics = {**result.metrics(), "eval/seconds": time.perf_counter() - started}
+        metrics.update(self._entropy_and_beta(update_beta=False))
+        metrics["actor/noise_scale"] = self.agent.config.noise_scale
+        metrics.update(self._progress_metrics())
+        self.sinks.write(self.step, metrics)
+        self.evaluations.append({"step": self.step, **metrics})
+        if self.progress:
+            self.progress.on_progress(self.step, tc.total_steps, self.phase, result.score)
+        return result
+
+    def _progress_metrics(self, offset: int = 0) -> dict[str, float]:
+        return {"progress/online": float(self.step + offset > self.config.train.offline_steps),
+                "progress/env_steps": float(self.env_steps)}
+
+    def _throughput(self, window: tuple[float, int, int]) -> dict[str, float]:
+        t0, step0, env0 = window
+        dt = max(time.perf_counter() - t0, 1e-9)
+        return {"time/updates_per_sec": (self.step - step0) / dt,
+                "time/env_steps_per_sec": (self.env_steps - env0) / dt}
+
+    # ---- checkpoints --------------------------------------------------------------------------
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.run_dir / CHECKPOINT_NAME
+
+    def save(self) -> None:
+        """Agent, online part of the buffer, counters and evaluations, written atomically. An
+        online episode in progress is not saved: a resumed run starts a new one."""
+        save_checkpoint(self.checkpoint_path, {
+            "config": self.config.to_dict(), "step": self.step, "env_steps": self.env_steps,
+            "episodes": self.episodes, "evaluations": self.evaluations,
+            "agent": self.agent.state_dict(), "buffer": self.buffer.state_dict()})
+        self.sinks.event("checkpoint", f"step {self.step}")
+
+    def _restore(self) -> None:
+        state = load_checkpoint(self.checkpoint_path)
+        if json.loads(json.dumps(state["config"])) != json.loads(json.dumps(self.config.to_dict())):
+            raise ValueError(f"{self.checkpoint_path} was written by another run config; "
+                             "resume with the run's own config.json")
+        self.agent.load_state_dict(state["agent"])
+        self.buffer.load_state_dict(state["buffer"])
+        self.step, self.env_steps = int(state["step"]), int(state["env_steps"])
+        self.episodes = int(state["episodes"])
+        self.evaluations = list(state["evaluations"])
