@@ -7,20 +7,23 @@ import signal
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from fino.algo.config import ConfigError
 from fino.backends.base import TaskConfig, TaskError
 from fino.train.checkpoint import CheckpointError
-from fino.train.config import RunConfig
-from fino.train.plots import plot_runs
+from fino.train.config import CONFIG_NAME, RunConfig
+from fino.train.errors import TrainingDiverged
 from fino.train.presets import build_run_config
-from fino.train.trainer import CONFIG_NAME, RunSummary, Trainer, TrainingDiverged
+
+if TYPE_CHECKING:
+    from fino.train.trainer import RunSummary
 
 console = Console(stderr=True)
 EXIT_INTERRUPTED = 130
@@ -56,6 +59,8 @@ def default_run_dir(config: RunConfig) -> Path:
 
 def execute(config: RunConfig, run_dir: Path, *, resume: bool, quiet: bool) -> RunSummary:
     """Run to the end (or until SIGINT/SIGTERM, which checkpoint and stop cleanly)."""
+    from fino.train.trainer import Trainer
+
     with progress_bar() as bar:
         listener = None if quiet else RichProgress(bar, f"{config.algo} seed {config.seed}",
                                                  config.train.total_steps)
@@ -149,11 +154,13 @@ def run(
                           f"(preset {config.preset}, seed {config.seed}) -> {run_dir}")
         summary = execute(config, run_dir, resume=resume is not None, quiet=quiet)
     except (ConfigError, TaskError, CheckpointError, TrainingDiverged, ValueError) as exc:
-        console.print(f"[red]error:[/] {exc}")
+        console.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(1) from None
     if not quiet:
         console.print(summary_table(summary, config, run_dir))
     if summary.evaluations:
+        from fino.train.plots import plot_runs
+
         plot_runs({config.algo: run_dir}, run_dir / "curves.png",
                   title=f"{config.algo} on {config.task.name}, seed {config.seed}",
                   offline_steps=config.train.offline_steps)

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from fino.algo.config import AgentConfig, ConfigError
 from fino.backends.base import TaskConfig, TaskError
 
+CONFIG_NAME = "config.json"  # the resolved config, saved in each run folder
 Algo = Literal["fino", "fql"]
 ALGOS = ("fino", "fql")
 

@@ -18,17 +18,13 @@ from fino.backends.base import Task
 from fino.backends.registry import load_task
 from fino.data.buffer import ReplayBuffer
 from fino.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
-from fino.train.config import RunConfig
+from fino.train.config import CONFIG_NAME, RunConfig
+from fino.train.errors import TrainingDiverged
 from fino.train.evaluate import EvalResult, evaluate, greedy_actor
 from fino.train.sinks import EvalCsvSink, EventLogSink, JsonlSink, Sink, SinkGroup
 
-CONFIG_NAME = "config.json"
 SUMMARY_NAME = "summary.json"
 _PROGRESS_EVERY = 50  # steps between progress callbacks (cheap, but not free)
-
-
-class TrainingDiverged(RuntimeError):
-    """A non-finite loss; the message says at which step and which loss."""
 
 
 class ProgressListener(Protocol):
@@ -230,9 +226,10 @@ class Trainer:
             self._last_entropy = (self.step, entropy)
         metrics = {"policy/entropy": entropy,
                    "policy/entropy_target": float(self.agent.config.entropy_target)}
-        if update_beta:
-            self.agent.update_beta(entropy)
-        metrics["policy/beta"] = self.agent.beta
+        if self.agent.config.num_candidates > 1:  # with one candidate β selects nothing (FQL)
+            if update_beta:
+                self.agent.update_beta(entropy)
+            metrics["policy/beta"] = self.agent.beta
         return metrics
 
     def _evaluate(self) -> EvalResult:

@@ -1,0 +1,232 @@
+"""The offline-to-online trainer on a real OGBench env with a tiny generated dataset."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from fino.algo.config import AgentConfig
+from fino.backends.base import DatasetMissingError, TaskConfig, TaskError
+from fino.backends.datagen.generate import generate_dataset
+from fino.backends.registry import load_task
+from fino.cli.main import app
+from fino.train.checkpoint import CheckpointError, load_checkpoint
+from fino.train.config import RunConfig, TrainConfig
+from fino.train.trainer import Trainer, TrainingDiverged
+
+TASK = "cube-single-play-singletask-task2-v0"
+
+
+@pytest.fixture(scope="session")
+def dataset_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("ogbench")
+    generate_dataset("cube-single-play-v0", episodes=4, episode_length=101, out_dir=out,
+                     workers=1)
+    return out
+
+
+@pytest.fixture(scope="session")
+def task(dataset_dir):
+    return load_task(task_config(dataset_dir))
+
+
+def task_config(dataset_dir: Path) -> TaskConfig:
+    # Short episodes (a gymnasium.make option) so that online episodes end within the test.
+    return TaskConfig(TASK, backend="ogbench", dataset_dir=str(dataset_dir),
+                      options={"max_episode_steps": 40})
+
+
+def tiny_config(dataset_dir: Path, **train) -> RunConfig:
+    agent = AgentConfig(actor_hidden_dims=(32, 32), value_hidden_dims=(32, 32), batch_size=32,
+                        alpha=300.0, entropy_samples=16, entropy_states=8)
+    schedule = dict(offline_steps=60, online_steps=60, eval_interval=40, eval_episodes=2,
+                    eval_envs=2, log_interval=10, save_interval=40, entropy_interval=30,
+                    compile=False)
+    schedule.update(train)
+    return RunConfig(task=task_config(dataset_dir),
+                     agent=agent, train=TrainConfig(**schedule), seed=0)
+
+
+def records(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+class StopAt:
+    """A sink that asks the trainer to stop once it has logged `step` (a user's Ctrl-C)."""
+
+    def __init__(self, step: int) -> None:
+        self.step, self.trainer = step, None
+
+    def write(self, step, metrics):
+        if step >= self.step:
+            self.trainer.request_stop()
+
+    def event(self, kind, message):
+        pass
+
+    def truncate_after(self, step):
+        pass
+
+    def close(self):
+        pass
+
+
+def test_offline_then_online_run_evaluates_logs_updates_beta_and_checkpoints(
+        tmp_path, task, dataset_dir):
+    config = tiny_config(dataset_dir)
+    summary = Trainer(config, tmp_path, task=task).run()
+    assert summary.status == "done" and summary.step == 120 and summary.env_steps == 60
+    assert [e["step"] for e in summary.evaluations] == [0, 40, 80, 120]
+    assert summary.offline_score == summary.evaluations[1]["eval/score"]  # last eval <= 60
+    rows = records(tmp_path)
+    logged = {r["step"] for r in rows if "critic/loss" in r}
+    assert logged == set(range(10, 121, 10))
+    betas = [r["policy/beta"] for r in rows if "policy/beta" in r and r["step"] in (90, 120)]
+    assert betas and all(b != config.agent.beta_init for b in betas)  # β moved online
+    assert any("online/episode_return" in r for r in rows)  # 40-step episodes ended online
+    csv_lines = (tmp_path / "eval.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("step,phase") and len(csv_lines) == 5
+    state = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert state["step"] == 120 and state["buffer"]["num_online_added"] == 60
+    assert json.loads((tmp_path / "summary.json").read_text())["status"] == "done"
+
+
+def test_resume_after_an_interruption_continues_exactly(tmp_path, task, dataset_dir):
+    config = tiny_config(dataset_dir, save_interval=20)
+    straight = Trainer(config, tmp_path / "a", task=task)
+    straight.run()
+
+    stopper = StopAt(30)
+    interrupted = Trainer(config, tmp_path / "b", task=task, sinks=[stopper])
+    stopper.trainer = interrupted
+    assert interrupted.run().status == "interrupted"
+    assert load_checkpoint(tmp_path / "b" / "checkpoint.pt")["step"] == 30
+    resumed = Trainer(config, tmp_path / "b", task=task, resume=True)
+    assert resumed.step == 30
+    summary = resumed.run()
+    assert summary.status == "done" and summary.step == 120 and summary.env_steps == 60
+
+    for p, q in zip(straight.agent.onestep.parameters(), resumed.agent.onestep.parameters(),
+                    strict=True):
+        assert torch.equal(p, q)
+    strip = [{k: v for k, v in r.items() if not k.startswith(("time", "eval/seconds"))}
+             for r in records(tmp_path / "a")]
+    again = [{k: v for k, v in r.items() if not k.startswith(("time", "eval/seconds"))}
+             for r in records(tmp_path / "b")]
+    assert again == strip  # nothing lost, nothing duplicated
+
+
+def test_resume_in_the_online_phase_keeps_counters_and_online_data(tmp_path, task, dataset_dir):
+    config = tiny_config(dataset_dir)
+    stopper = StopAt(90)
+    first = Trainer(config, tmp_path, task=task, sinks=[stopper])
+    stopper.trainer = first
+    first.run()
+    assert (first.step, first.env_steps) == (90, 30)
+    resumed = Trainer(config, tmp_path, task=task, resume=True)
+    assert (resumed.step, resumed.env_steps, resumed.buffer.num_online_added) == (90, 30, 30)
+    summary = resumed.run()
+    assert (summary.step, summary.env_steps) == (120, 60)
+    assert [e["step"] for e in summary.evaluations] == [0, 40, 80, 120]
+    steps = [r["step"] for r in records(tmp_path) if "critic/loss" in r]
+    assert steps == sorted(set(steps))
+
+
+def test_a_non_finite_loss_stops_with_the_step_and_the_loss(tmp_path, task, dataset_dir):
+    trainer = Trainer(tiny_config(dataset_dir), tmp_path, task=task)
+    with torch.no_grad():
+        next(trainer.agent.critic.parameters()).fill_(float("nan"))
+    with pytest.raises(TrainingDiverged, match=r"step 1 \(offline phase\).*critic/loss"):
+        trainer.run()
+    assert "diverged" in (tmp_path / "events.log").read_text()
+
+
+def test_a_failing_sink_is_dropped_and_training_goes_on(tmp_path, task, dataset_dir, capsys):
+    class Broken(StopAt):
+        def write(self, step, metrics):
+            raise OSError("disk full")
+
+    summary = Trainer(tiny_config(dataset_dir), tmp_path, task=task, sinks=[Broken(0)]).run()
+    assert summary.status == "done"
+    assert "Broken failed and was disabled" in capsys.readouterr().err
+
+
+def test_resume_refuses_a_checkpoint_of_another_config(tmp_path, task, dataset_dir):
+    Trainer(tiny_config(dataset_dir, online_steps=0, offline_steps=20), tmp_path,
+            task=task).run()
+    other = replace(tiny_config(dataset_dir, online_steps=0, offline_steps=20), seed=1)
+    with pytest.raises(ValueError, match="another run config"):
+        Trainer(other, tmp_path, task=task, resume=True)
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        Trainer(other, tmp_path / "empty", task=task, resume=True)
+
+
+@pytest.mark.parametrize("timing", ["pre", "post"])
+def test_success_timing_reaches_the_training_and_evaluation_envs(dataset_dir, timing):
+    task = load_task(replace(task_config(dataset_dir), success_timing=timing))
+    for env in (task.make_env(), task.make_eval_env()):
+        assert env.unwrapped._success_timing == timing
+        assert env.spec.max_episode_steps == 40
+
+
+def test_balanced_sampling_runs_offline_to_online(tmp_path, task, dataset_dir):
+    trainer = Trainer(tiny_config(dataset_dir, balanced=True, offline_steps=20, online_steps=20),
+                      tmp_path, task=task)
+    assert trainer.buffer.balanced
+    assert trainer.run().status == "done" and trainer.buffer.online.size == 20
+
+
+def test_a_missing_dataset_names_the_files_and_the_command(tmp_path):
+    with pytest.raises(DatasetMissingError) as info:
+        load_task(TaskConfig("cube-double", dataset_dir=str(tmp_path)))
+    message = str(info.value)
+    assert str(tmp_path / "cube-double-play-v0.npz") in message
+    assert "fino data generate cube-double-play-v0" in message
+    with pytest.raises(DatasetMissingError, match=r"cannot be regenerated.*fino data download"):
+        load_task(TaskConfig("humanoidmaze", dataset_dir=str(tmp_path)))
+
+
+def test_a_corrupt_dataset_file_is_a_clear_error(tmp_path, dataset_dir):
+    for name in ("cube-single-play-v0.npz", "cube-single-play-v0-val.npz"):
+        (tmp_path / name).write_bytes((dataset_dir / name).read_bytes())
+    (tmp_path / "cube-single-play-v0.npz").write_bytes(np.random.bytes(1000))
+    with pytest.raises(TaskError, match="corrupt or incomplete"):
+        load_task(TaskConfig(TASK, dataset_dir=str(tmp_path)))
+    truncated = (dataset_dir / "cube-single-play-v0.npz").read_bytes()
+    (tmp_path / "cube-single-play-v0.npz").write_bytes(truncated[: len(truncated) // 2])
+    with pytest.raises(TaskError, match="corrupt or incomplete"):
+        load_task(TaskConfig(TASK, dataset_dir=str(tmp_path)))
+    assert not zipfile.is_zipfile(tmp_path / "cube-single-play-v0.npz")
+
+
+def test_fino_run_cli_trains_resumes_and_reports_errors(tmp_path, dataset_dir):
+    runner = CliRunner()
+    out = tmp_path / "run"
+    args = ["run", "--task", "cube-single", "--task-id", "2", "--dataset-dir", str(dataset_dir),
+            "--set", "task.options={max_episode_steps=20}", "--offline-steps", "20",
+            "--online-steps", "20", "--eval-interval", "20",
+            "--eval-episodes", "2", "--set", "train.eval_envs=2", "--set", "train.compile=false",
+            "--set", "agent.actor_hidden_dims=[16]", "--set", "agent.value_hidden_dims=[16]",
+            "--set", "agent.entropy_samples=8", "--set", "agent.entropy_states=4",
+            "--set", "agent.batch_size=16", "--out", str(out), "--quiet"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert (out / "curves.png").stat().st_size > 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["task"]["name"] == TASK and config["preset"] == "cube.toml:paper"
+    again = runner.invoke(app, ["run", "--resume", str(out), "--quiet"])
+    assert again.exit_code == 0, again.output  # already complete: nothing left to do
+
+    bad = runner.invoke(app, ["run", "--task", "cube-sigle"])
+    assert bad.exit_code == 1 and "unknown task" in bad.output
+    missing = runner.invoke(app, ["run", "--resume", str(tmp_path / "nowhere")])
+    assert missing.exit_code == 1 and "not a run folder" in missing.output
+    bad_set = runner.invoke(app, ["run", "--task", "cube-single", "--set", "agent.alpha=-1"])
+    assert bad_set.exit_code == 1 and "alpha" in bad_set.output
