@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from fino.algo import AgentConfig, Batch, FinoAgent
+from tests.conftest_pg import pg_url  # noqa: F401  (a throwaway PostgreSQL database)
 
 SMALL = dict(actor_hidden_dims=(64, 64), value_hidden_dims=(64, 64))
 

@@ -12,12 +12,12 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from fino.backends.base import TaskConfig, TaskError
 from fino.backends.ogbench import dataset_files, parse_name
+from fino.cli.common import fail
 from fino.train.presets import build_run_config
 
 console = Console(stderr=True)
@@ -65,8 +65,7 @@ def demo(
                                           preset=preset, algo=algo, seed=seed)
                    for algo in ("fino", "fql")}
     except (TaskError, ValueError) as exc:
-        console.print(f"[red]error:[/] {escape(str(exc))}")
-        raise typer.Exit(1) from None
+        fail(str(exc))
     name = configs["fino"].task.name
     env, dtype, _ = parse_name(name)
     dataset = f"{env}-{dtype}-v0"

@@ -2,26 +2,43 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
+from fino.cli import common
 from fino.cli.bench import bench
 from fino.cli.data import data_app
 from fino.cli.demo import demo
+from fino.cli.export import export
+from fino.cli.plot import plot
+from fino.cli.queue import queue_app
+from fino.cli.report import report
 from fino.cli.run import run
+from fino.cli.runs import runs_app
+from fino.cli.worker import worker
 
 app = typer.Typer(help="FINO Lab: run, watch and tune FINO (and FQL).", no_args_is_help=True,
-                  add_completion=False, pretty_exceptions_show_locals=False)
+                  pretty_exceptions_show_locals=False)
 
 
 @app.callback()
-def main() -> None:
+def main(debug: Annotated[bool, typer.Option(
+        "--debug", help="Show the traceback behind an error message.")] = False) -> None:
     """FINO Lab: run, watch and tune FINO (and FQL)."""
+    common.DEBUG = debug
 
 
 app.command()(bench)
 app.command()(run)
 app.command()(demo)
 app.add_typer(data_app, name="data")
+app.add_typer(queue_app, name="queue")
+app.command()(worker)
+app.add_typer(runs_app, name="runs")
+app.command()(report)
+app.command()(plot)
+app.command()(export)
 
 
 if __name__ == "__main__":

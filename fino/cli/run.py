@@ -11,13 +11,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from fino.algo.config import ConfigError
 from fino.backends.base import TaskConfig, TaskError
-from fino.train.checkpoint import CheckpointError
+from fino.cli.common import fail
+from fino.store.db import StoreError
+from fino.train.checkpoint import CHECKPOINT_NAME, CheckpointError
 from fino.train.config import CONFIG_NAME, RunConfig
 from fino.train.errors import TrainingDiverged
 from fino.train.presets import build_run_config
@@ -57,7 +58,8 @@ def default_run_dir(config: RunConfig) -> Path:
     return Path("runs") / f"{short}-{config.algo}-s{config.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def execute(config: RunConfig, run_dir: Path, *, resume: bool, quiet: bool) -> RunSummary:
+def execute(config: RunConfig, run_dir: Path, *, resume: bool, quiet: bool,
+            sinks: list | None = None) -> RunSummary:
     """Run to the end (or until SIGINT/SIGTERM, which checkpoint and stop cleanly)."""
     from fino.train.trainer import Trainer
 
@@ -66,7 +68,7 @@ def execute(config: RunConfig, run_dir: Path, *, resume: bool, quiet: bool) -> R
                                                  config.train.total_steps)
         if listener:
             listener.on_message("loading task")
-        trainer = Trainer(config, run_dir, progress=listener, resume=resume)
+        trainer = Trainer(config, run_dir, progress=listener, resume=resume, sinks=sinks)
 
         def stop(signum: int, _frame: FrameType | None) -> None:
             trainer.request_stop()
@@ -129,10 +131,19 @@ def run(
     resume: Annotated[Path | None, typer.Option(
         help="Continue the run in this folder from its last checkpoint.")] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar or table.")] = False,
+    run_id: Annotated[int | None, typer.Option(
+        help="Run a queued run of the store (what `fino worker` starts); metrics go to the "
+             "database too.")] = None,
+    db: Annotated[str | None, typer.Option(
+        envvar="FINO_DB_URL", help="Database URL or SQLite path (default ./experiments.db).",
+        show_default=False)] = None,
 ) -> None:
     """Train offline then online on one task; exit code 0 only when the run completes."""
+    sinks: list = []
     try:
-        if resume is not None:
+        if run_id is not None:
+            config, run_dir, is_resume, sinks = _from_store(run_id, db)
+        elif resume is not None:
             run_dir = resume
             config_file = run_dir / CONFIG_NAME
             if not config_file.exists():
@@ -149,13 +160,18 @@ def run(
                                  "eval_interval": eval_interval, "eval_episodes": eval_episodes,
                                  "balanced": balanced, "threads": threads})
             run_dir = out or default_run_dir(config)
+            if (run_dir / CONFIG_NAME).exists():
+                raise ConfigError(f"{run_dir} already holds a run; continue it with "
+                                  f"`fino run --resume {run_dir}` or choose another --out")
+        if run_id is None:
+            is_resume = resume is not None
         if not quiet:
             console.print(f"[bold]{config.algo}[/] on [bold]{config.task.name}[/] "
                           f"(preset {config.preset}, seed {config.seed}) -> {run_dir}")
-        summary = execute(config, run_dir, resume=resume is not None, quiet=quiet)
-    except (ConfigError, TaskError, CheckpointError, TrainingDiverged, ValueError) as exc:
-        console.print(f"[red]error:[/] {escape(str(exc))}")
-        raise typer.Exit(1) from None
+        summary = execute(config, run_dir, resume=is_resume, quiet=quiet, sinks=sinks)
+    except (ConfigError, TaskError, CheckpointError, TrainingDiverged, ValueError,
+            StoreError) as exc:
+        fail(str(exc))
     if not quiet:
         console.print(summary_table(summary, config, run_dir))
     if summary.evaluations:
@@ -168,3 +184,20 @@ def run(
         console.print(f"[yellow]interrupted at step {summary.step}; continue with "
                       f"`fino run --resume {run_dir}`")
         raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def _from_store(run_id: int, db: str | None) -> tuple[RunConfig, Path, bool, list]:
+    """A queued run's config and folder; it resumes when its folder holds a checkpoint."""
+    from fino.store.db import Store
+    from fino.store.queue import QueueError, get_run
+    from fino.store.sink import DatabaseSink
+
+    store = Store(db)
+    try:
+        run = get_run(store, run_id)
+    except QueueError as exc:
+        raise ConfigError(str(exc)) from None
+    config = RunConfig.from_dict(run.config)
+    run_dir = Path(run.run_dir or f"runs/{run_id:06d}")
+    resume = (run_dir / CHECKPOINT_NAME).exists()
+    return config, run_dir, resume, [DatabaseSink(store, run_id)]

@@ -101,8 +101,10 @@ class Trainer:
         self.sinks = SinkGroup([JsonlSink(self.run_dir / "metrics.jsonl"),
                                 EvalCsvSink(self.run_dir / "eval.csv"),
                                 EventLogSink(self.run_dir / "events.log"), *(sinks or [])])
+        # Drop what was logged after the checkpoint (or, starting afresh in a folder an earlier
+        # attempt used, everything): a resumed run never duplicates or leaves stale metrics.
+        self.sinks.truncate_after(self.step if resume else -1)
         if resume:
-            self.sinks.truncate_after(self.step)  # drop what was logged after the checkpoint
             self.sinks.event("resumed", f"from step {self.step}")
 
     # ---- public -------------------------------------------------------------------------------

@@ -1,0 +1,160 @@
+"""`fino plot`: learning curves from the store as a PNG; seeds of one experiment as their mean
+with a shaded confidence band."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from fino.cli.common import fail
+from fino.cli.options import DbOption, RunIdsArg
+from fino.cli.readout import check_key, read_store, train_setting, user_errors
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+    from fino.analysis.groups import Group
+    from fino.store.queries import Series
+
+MAX_POINTS = 2_000  # per run line: about two points per pixel column of a wide figure
+GRID_POINTS = 200  # common grid for keys logged at different steps per seed
+
+
+def plot(
+    ids: RunIdsArg,
+    key: Annotated[list[str] | None, typer.Option(
+        "--key", "-k", show_default=False,
+        help="Metric key, one panel each (repeatable). Default: eval/score.")] = None,
+    out: Annotated[Path, typer.Option(help="PNG file to write.")] = Path("curves.png"),
+    group: Annotated[bool, typer.Option(
+        "--group/--no-group",
+        help="Mean and CI band over the seeds of each experiment, or one line per run.")
+    ] = True,
+    confidence: Annotated[float, typer.Option(help="Confidence level of the band.")] = 0.95,
+    title: Annotated[str | None, typer.Option(help="Figure title (default: the task).")
+                     ] = None,
+    db: DbOption = None,
+) -> None:
+    """Learning curves of runs as a PNG; prints the file's path.
+
+    Example: fino plot 1-10 --key eval/score --key policy/entropy --out curves.png
+    """
+    from fino.analysis.groups import group_runs
+    from fino.store.queries import get_runs, metric_keys, resolve_run_ids, series, series_many
+
+    keys = list(dict.fromkeys(key or ["eval/score"]))
+    if not 0 < confidence < 1:
+        fail(f"--confidence {confidence}: must be between 0 and 1, e.g. 0.95")
+    if out.suffix.lower() != ".png":
+        fail(f"--out {out}: the file name must end in .png")
+    store = read_store(db)
+    with user_errors(), store.read() as session:
+        run_ids = resolve_run_ids(session, ids)
+        runs = get_runs(session, run_ids)
+        known = metric_keys(session, run_ids)
+        for k in keys:
+            check_key(k, known, f"runs {' '.join(ids)}")
+        if group:
+            data = {k: series_many(session, run_ids, k) for k in keys}
+        else:
+            data = {k: {i: series(session, i, k, max_points=MAX_POINTS) for i in run_ids}
+                    for k in keys}
+    with user_errors():
+        groups = group_runs(runs)
+    tasks = sorted({r.task for r in runs})
+    exclude = ["task"] if len(tasks) == 1 else []
+    offline = {train_setting(r, "offline_steps") for r in runs}
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(keys), 1, figsize=(9, 3.6 * len(keys) + 0.6), sharex=True,
+                             squeeze=False)
+    notes: list[str] = []
+    for ax, k in zip(axes[:, 0], keys, strict=True):
+        for g in groups:
+            label = g.label(exclude=exclude)
+            if group:
+                note = _plot_group(ax, g, data[k], label, confidence)
+                if note:
+                    notes.append(f"{k}, {note}")
+            else:
+                for run in g.runs:
+                    steps, values = data[k].get(run.id, (np.array([]), np.array([])))
+                    if len(steps):
+                        ax.plot(steps, values, linewidth=1.2,
+                                label=f"{label} s{run.seed} (#{run.id})")
+        if len(offline) == 1 and None not in offline:
+            ax.axvline(next(iter(offline)), color="grey", linestyle="--", linewidth=1)
+        ax.set_ylabel(k)
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize="small")
+    axes[-1, 0].set_xlabel("step (offline updates, then online env steps)")
+    fig.suptitle(title or ", ".join(tasks))
+    fig.tight_layout()
+    with user_errors():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out, dpi=110)
+    plt.close(fig)
+    for note in notes:
+        Console(stderr=True).print(f"[yellow]{escape(note)}", highlight=False)
+    typer.echo(str(out))
+
+
+def _plot_group(ax: Axes, group: Group, data: dict[int, Series], label: str,
+                confidence: float) -> str | None:
+    """Mean over the group's seeds with its CI band; a note when the curve had to be cut or
+    left out because the seeds do not share their steps."""
+    runs = [r for r in group.runs if r.id in data and len(data[r.id][0])]
+    if not runs:
+        return None  # no run of this group logged the key: nothing to draw, nothing to say
+    curves = [data[r.id] for r in runs]
+    aligned = align(curves)
+    if aligned is None:
+        return f"{label}: its runs share no steps, not drawn (try --no-group)"
+    steps, matrix = aligned
+    mean, half = band(matrix, confidence)
+    (line,) = ax.plot(steps, mean, linewidth=1.8, label=f"{label} (n={len(curves)})")
+    if len(curves) > 1:
+        ax.fill_between(steps, mean - half, mean + half, color=line.get_color(), alpha=0.2,
+                        linewidth=0)
+    last = max(c[0][-1] for c in curves)
+    if steps[-1] < last:
+        ends = [f"#{r.id}" for r, c in zip(runs, curves, strict=True) if c[0][-1] <= steps[-1]]
+        return (f"{label}: mean drawn up to step {int(steps[-1]):,} where "
+                f"{', '.join(ends) or 'a run'} ends (--no-group shows each run)")
+    return None
+
+
+def align(curves: Sequence[Series]) -> tuple[np.ndarray, np.ndarray] | None:
+    """(steps, runs x steps values) on the steps every run has (evaluations of seeds of one
+    config share them); otherwise interpolated on a grid over the steps all runs cover."""
+    common = curves[0][0]
+    for steps, _ in curves[1:]:
+        common = np.intersect1d(common, steps)
+    if len(common) >= 2 or (len(curves) == 1 and len(common)):
+        rows = [values[np.searchsorted(steps, common)] for steps, values in curves]
+        return common, np.vstack(rows)
+    lo = max(float(steps[0]) for steps, _ in curves)
+    hi = min(float(steps[-1]) for steps, _ in curves)
+    if hi <= lo:
+        return None
+    grid = np.linspace(lo, hi, GRID_POINTS)
+    return grid, np.vstack([np.interp(grid, steps, values) for steps, values in curves])
+
+
+def band(matrix: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
+    """Column-wise mean and Student-t half-width (NaN where fewer than two seeds)."""
+    from fino.analysis.stats import mean_ci
+
+    stats = [mean_ci(column, confidence) for column in matrix.T]
+    return np.array([s[0] for s in stats]), np.array([s[1] for s in stats])

@@ -1,0 +1,52 @@
+"""`fino worker`: serve the queue with a pool of child processes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from fino.cli.common import fail, open_store
+from fino.cli.options import DbOption
+
+console = Console(stderr=True)
+
+
+def worker(
+    jobs: Annotated[int, typer.Option(help="Runs at a time.")] = 1,
+    until_empty: Annotated[bool, typer.Option(
+        help="Exit when the queue is empty and the runs are finished.")] = False,
+    backend: Annotated[str, typer.Option(help="Execution backend plugin: local.")] = "local",
+    max_attempts: Annotated[int, typer.Option(
+        help="Requeue a failed or lost run until it has had this many attempts.")] = 1,
+    on_interrupt: Annotated[str, typer.Option(
+        help="On Ctrl-C: requeue the running runs (they resume later) or cancel them.")
+    ] = "requeue",
+    heartbeat: Annotated[float, typer.Option(help="Seconds between heartbeats.")] = 5.0,
+    expiry: Annotated[float, typer.Option(
+        help="Seconds without a heartbeat before a run counts as lost.")] = 60.0,
+    db: DbOption = None,
+) -> None:
+    """Claim queued runs (priority, then age) and run each as `fino run --run-id ID`.
+
+    Example: fino worker --jobs 2 --until-empty
+    """
+    from fino.launch.executor import get_executor
+    from fino.launch.worker import Worker
+
+    if on_interrupt not in ("requeue", "cancel"):
+        fail("--on-interrupt must be requeue or cancel")
+    store = open_store(db)
+    try:
+        executor = get_executor(backend)
+        pool = Worker(store, executor, jobs=jobs, until_empty=until_empty,
+                      max_attempts=max_attempts, heartbeat_interval=heartbeat, expiry=expiry,
+                      on_interrupt=on_interrupt,  # type: ignore[arg-type]
+                      log=lambda m: console.log(m))
+    except ValueError as exc:
+        fail(str(exc))
+    console.log(f"worker {pool.host}:{pool.pid} serving {store} with {jobs} job(s) "
+                f"({backend}); Ctrl-C stops the runs and {on_interrupt}s them")
+    finished = pool.run()
+    console.log(f"worker stopped; {len(finished)} run(s) settled")

@@ -1,0 +1,176 @@
+"""Engine and sessions: SQLite (WAL, busy timeout, BEGIN IMMEDIATE writes) or PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import URL, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from fino.store.schema import SchemaError, ensure_schema
+
+DEFAULT_URL = "sqlite:///experiments.db"
+ENV_VAR = "FINO_DB_URL"
+BUSY_TIMEOUT_MS = 30_000
+CONNECT_TIMEOUT_S = 5  # an unreachable server fails in seconds, not after the OS's TCP timeout
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+class StoreError(RuntimeError):
+    """The database cannot be used; the message says why and never contains a password."""
+
+
+def resolve_url(url: str | None = None) -> str:
+    """--db, else $FINO_DB_URL, else ./experiments.db; a bare path means a SQLite file."""
+    url = url or os.environ.get(ENV_VAR) or DEFAULT_URL
+    if "://" not in url:
+        url = f"sqlite:///{Path(url).expanduser()}"
+    return url
+
+
+def masked(url: str) -> str:
+    """The URL with its password hidden, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable database URL>"
+
+
+def make_engine(url: str, *, pool_size: int = 5, begin: str = "IMMEDIATE") -> Engine:
+    """An engine configured for many processes sharing one database (`begin`: how SQLite
+    transactions start: IMMEDIATE for writers, DEFERRED for readers that must never lock)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        # SQLAlchemy's documented recipe: let pysqlite not manage transactions, emit BEGIN
+        # ourselves, IMMEDIATE so that a writer takes the lock up front instead of failing
+        # half-way with "database is locked" when it upgrades from a read.
+        engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000,
+                                                  "isolation_level": None})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection, _record) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(connection) -> None:
+            connection.exec_driver_sql(f"BEGIN {begin}")
+
+        return engine
+    connect_args = {}
+    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in (
+            "psycopg", "psycopg2") and "connect_timeout" not in parsed.query:
+        connect_args["connect_timeout"] = CONNECT_TIMEOUT_S
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+                         connect_args=connect_args)
+
+
+class Store:
+    """A database of runs: engine plus session factories for writes and reads."""
+
+    def __init__(self, url: str | None = None) -> None:
+        """Open the database and bring its schema to head (see fino.store.schema); StoreError,
+        with nothing written, where it cannot be used."""
+        self.url = resolve_url(url)
+        label = masked(self.url)
+        parsed = _parse(self.url)
+        if parsed.get_backend_name() == "sqlite":
+            _check_sqlite_file(parsed, label)
+        try:
+            self.engine = make_engine(self.url)
+        except NoSuchModuleError:
+            raise StoreError(f"cannot open the database {label}: SQLAlchemy knows no database "
+                             f"'{parsed.drivername}'") from None
+        except ImportError as e:
+            raise StoreError(f"cannot open the database {label}: the driver for "
+                             f"'{parsed.drivername}' is not installed ({e}); for PostgreSQL, "
+                             "postgresql+psycopg:// uses psycopg 3, which fino installs") from None
+        self.is_sqlite = self.engine.dialect.name == "sqlite"
+        self.read_engine = make_engine(self.url, begin="DEFERRED") if self.is_sqlite \
+            else self.engine
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._read_sessions = sessionmaker(self.read_engine, expire_on_commit=False)
+        try:
+            ensure_schema(self.engine, self.read_engine, label)
+        except SchemaError as e:
+            self.dispose()
+            raise StoreError(str(e)) from None
+        except (SQLAlchemyError, OSError) as e:
+            self.dispose()
+            raise StoreError(f"cannot open the database {label}: {_reason(e, parsed)}") from e
+
+    def __repr__(self) -> str:
+        return f"Store({masked(self.url)})"
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A write transaction (SQLite: BEGIN IMMEDIATE), committed on success."""
+        with self._sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only transaction (SQLite: a deferred BEGIN, never a write lock)."""
+        # Closing ends the transaction without expiring loaded objects (a rollback would),
+        # so rows read here stay usable after the block.
+        with self._read_sessions() as session:
+            yield session
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+        self.read_engine.dispose()
+
+
+def _parse(url: str) -> URL:
+    try:
+        return make_url(url)
+    except (ArgumentError, ValueError):
+        # Only the scheme is shown: the rest of an unparseable URL may hold a password.
+        scheme = url.split("://", 1)[0]
+        shown = f" (scheme '{scheme}')" if re.fullmatch(r"[\w+.-]+", scheme) else ""
+        raise StoreError(f"cannot parse the database URL{shown}: expected a SQLite file path "
+                         "or dialect+driver://user:password@host:port/database") from None
+
+
+def _check_sqlite_file(parsed: URL, label: str) -> None:
+    """Refuse a SQLite path before sqlite3 sees it: sqlite3 would create a missing file, and its
+    own errors ("unable to open database file") do not say what is wrong."""
+    database = parsed.database
+    if not database or database == ":memory:" or parsed.query.get("uri") == "true":
+        return
+    path = Path(database)
+    problem = None
+    if path.is_dir():
+        problem = f"{path} is a directory, not a SQLite file"
+    elif not path.parent.is_dir():
+        problem = f"the directory {path.parent} does not exist"
+    elif path.exists():
+        try:
+            with path.open("rb") as file:
+                header = file.read(len(SQLITE_HEADER))
+        except OSError as e:
+            problem = f"cannot read {path}: {e.strerror}"
+        else:
+            # An empty file is a valid empty database; anything else must carry the header.
+            if header and header != SQLITE_HEADER:
+                problem = f"file is not a database: {path} is not a SQLite file"
+    if problem:
+        raise StoreError(f"cannot open the database {label}: {problem}")
+
+
+def _reason(error: Exception, parsed: URL) -> str:
+    """The driver's own message on one line, with the password scrubbed should a driver echo it."""
+    reason = " ".join(str(getattr(error, "orig", None) or error).split())
+    if parsed.password:
+        reason = reason.replace(str(parsed.password), "***")
+    return reason

@@ -1,0 +1,240 @@
+"""The run queue: every status change is one compare-and-set UPDATE, recorded in `events`.
+
+queued -> running -> done | failed | cancelled, plus lost (heartbeat expired) and pruned (by the
+tuner). The claim is a single `UPDATE ... WHERE id = (oldest queued of highest priority) AND
+status = 'queued' RETURNING id` (PostgreSQL adds FOR UPDATE SKIP LOCKED to the inner select).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, select, update
+
+from fino.store.db import Store
+from fino.store.models import Event, Run, utcnow
+from fino.train.config import RunConfig
+
+RETRYABLE = ("failed", "lost", "cancelled", "pruned")
+
+
+class QueueError(ValueError):
+    """A queue operation that cannot be done as asked; the message says why."""
+
+
+def run_name(config: RunConfig) -> str:
+    short = config.task.name.replace("/", "_").replace("-singletask", "")
+    return f"{short}-{config.algo}-s{config.seed}"
+
+
+def as_utc(moment: datetime | None) -> datetime | None:
+    """SQLite returns naive datetimes; everything stored is UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+def add_runs(
+    store: Store,
+    configs: Sequence[RunConfig],
+    *,
+    runs_dir: Path = Path("runs"),
+    priority: int = 0,
+    tags: Iterable[str] = (),
+    max_attempts: int = 1,
+    study: str | None = None,
+    trial: int | None = None,
+) -> list[int]:
+    """Queue one run per config (all in one transaction); returns their ids."""
+    tag_text = ",".join(sorted({t.strip() for t in tags if t.strip()}))
+    runs_dir = Path(runs_dir).expanduser().resolve()
+    with store.write() as session:
+        rows = []
+        for config in configs:
+            row = Run(name=run_name(config), task=config.task.name, backend=config.task.backend,
+                      algo=config.algo, preset=config.preset, config=config.to_dict(),
+                      seed=config.seed, status="queued", priority=priority, attempts=0,
+                      max_attempts=max_attempts, tags=tag_text, notes="", study=study,
+                      trial=trial, cancel_requested=False)
+            session.add(row)
+            rows.append(row)
+        session.flush()
+        for row in rows:
+            row.run_dir = str(runs_dir / f"{row.id:06d}-{row.name}")
+            session.add(Event(run_id=row.id, kind="status", old_status=None,
+                              new_status="queued", message=f"queued ({row.preset})"))
+        return [row.id for row in rows]
+
+
+def claim_next(store: Store, *, host: str, pid: int) -> int | None:
+    """Atomically take the queued run of highest priority, oldest first; None when empty."""
+    now = utcnow()
+    inner = (select(Run.id).where(Run.status == "queued")
+             .order_by(Run.priority.desc(), Run.id).limit(1))
+    if not store.is_sqlite:
+        inner = inner.with_for_update(skip_locked=True)
+    stmt = (update(Run)
+            .where(Run.id == inner.scalar_subquery(), Run.status == "queued")
+            .values(status="running", attempts=Run.attempts + 1, started_at=now,
+                    heartbeat_at=now, finished_at=None, worker_host=host, worker_pid=pid,
+                    cancel_requested=False, exit_code=None, error=None)
+            .returning(Run.id)
+            .execution_options(synchronize_session=False))
+    with store.write() as session:
+        run_id = session.execute(stmt).scalar_one_or_none()
+        if run_id is not None:
+            session.add(Event(run_id=run_id, kind="status", old_status="queued",
+                              new_status="running", message=f"claimed by {host}:{pid}"))
+        return run_id
+
+
+def transition(store: Store, run_id: int, expected: Sequence[str], new: str, *,
+               message: str = "", **values: Any) -> bool:
+    """Compare-and-set the status of one run (from one of `expected` to `new`) and record it."""
+    with store.write() as session:
+        old = session.execute(select(Run.status).where(Run.id == run_id)).scalar_one_or_none()
+        if old is None or old not in expected:
+            return False
+        if new in ("done", "failed", "cancelled", "lost", "pruned"):
+            values.setdefault("finished_at", utcnow())
+        stmt = (update(Run).where(Run.id == run_id, Run.status == old)
+                .values(status=new, **values).returning(Run.id)
+                .execution_options(synchronize_session=False))
+        if session.execute(stmt).scalar_one_or_none() is None:
+            return False
+        session.add(Event(run_id=run_id, kind="status", old_status=old, new_status=new,
+                          message=message))
+        return True
+
+
+def record_event(store: Store, run_id: int | None, kind: str, message: str) -> None:
+    with store.write() as session:
+        session.add(Event(run_id=run_id, kind=kind, message=message))
+
+
+@dataclass
+class HeartbeatResult:
+    still_mine: set[int]  # runs this worker still owns (status running, its host and pid)
+    cancel_requested: set[int]
+
+
+def heartbeat(store: Store, run_ids: Iterable[int], *, host: str, pid: int) -> HeartbeatResult:
+    """Refresh the heartbeat of the worker's running runs; report which it still owns and
+    which a user asked to cancel."""
+    ids = list(run_ids)
+    if not ids:
+        return HeartbeatResult(set(), set())
+    mine = (Run.id.in_(ids), Run.status == "running", Run.worker_host == host,
+            Run.worker_pid == pid)
+    with store.write() as session:
+        owned = session.execute(
+            update(Run).where(*mine).values(heartbeat_at=utcnow())
+            .returning(Run.id, Run.cancel_requested)
+            .execution_options(synchronize_session=False)).all()
+    return HeartbeatResult({r.id for r in owned}, {r.id for r in owned if r.cancel_requested})
+
+
+def reap(store: Store, *, expiry_seconds: float, requeue: bool = True) -> list[int]:
+    """Mark running runs whose heartbeat is older than `expiry_seconds` as lost; those with
+    attempts left (`attempts < max_attempts`) go back to the queue when `requeue`."""
+    cutoff = utcnow() - timedelta(seconds=expiry_seconds)
+    with store.write() as session:
+        lost = session.execute(
+            update(Run).where(Run.status == "running", Run.heartbeat_at < cutoff)
+            .values(status="lost", finished_at=utcnow(),
+                    error=f"heartbeat older than {expiry_seconds:.0f} s: the worker or its "
+                          "machine stopped without a word")
+            .returning(Run.id, Run.attempts, Run.max_attempts, Run.worker_host,
+                       Run.worker_pid)
+            .execution_options(synchronize_session=False)).all()
+        for row in lost:
+            session.add(Event(run_id=row.id, kind="status", old_status="running",
+                              new_status="lost", message=f"heartbeat expired (worker "
+                              f"{row.worker_host}:{row.worker_pid})"))
+    if requeue:
+        for row in lost:
+            if row.attempts < row.max_attempts:
+                transition(store, row.id, ("lost",), "queued",
+                           message=f"retry {row.attempts + 1}/{row.max_attempts} after lost",
+                           finished_at=None)
+    return [row.id for row in lost]
+
+
+def request_cancel(store: Store, run_ids: Iterable[int]) -> dict[int, str]:
+    """Queued (or lost) runs are cancelled at once; running ones are flagged for their worker,
+    which stops the process (SIGTERM, then SIGKILL). Returns what happened to each id."""
+    outcome = {}
+    for run_id in run_ids:
+        if transition(store, run_id, ("queued", "lost"), "cancelled", message="cancelled"):
+            outcome[run_id] = "cancelled"
+            continue
+        with store.write() as session:
+            flagged = session.execute(
+                update(Run).where(Run.id == run_id, Run.status == "running")
+                .values(cancel_requested=True).returning(Run.id)
+                .execution_options(synchronize_session=False)).scalar_one_or_none()
+            if flagged is not None:
+                session.add(Event(run_id=run_id, kind="cancel_requested",
+                                  message="cancel requested; the worker stops the process"))
+                outcome[run_id] = "stopping"
+                continue
+            status = session.execute(select(Run.status).where(Run.id == run_id)).scalar()
+            outcome[run_id] = "unknown id" if status is None else f"already {status}"
+    return outcome
+
+
+def retry(store: Store, run_ids: Iterable[int]) -> dict[int, str]:
+    """Put failed, lost, cancelled or pruned runs back in the queue (they resume from their
+    last checkpoint)."""
+    outcome = {}
+    for run_id in run_ids:
+        if transition(store, run_id, RETRYABLE, "queued", message="retry requested",
+                      finished_at=None, cancel_requested=False):
+            outcome[run_id] = "queued"
+        else:
+            with store.read() as session:
+                status = session.execute(select(Run.status).where(Run.id == run_id)).scalar()
+            outcome[run_id] = "unknown id" if status is None else f"is {status}: not retried"
+    return outcome
+
+
+def remove(store: Store, run_ids: Sequence[int]) -> list[int]:
+    """Delete runs with their metrics and events; refuses (and deletes nothing) if any is
+    running. The run folders on disk are left alone."""
+    with store.write() as session:
+        rows = session.execute(select(Run.id, Run.status, Run.name)
+                               .where(Run.id.in_(run_ids))).all()
+        unknown = sorted(set(run_ids) - {r.id for r in rows})
+        if unknown:
+            raise QueueError(f"no run with id {', '.join(map(str, unknown))}")
+        running = [r.id for r in rows if r.status == "running"]
+        if running:
+            raise QueueError(f"run(s) {', '.join(map(str, running))} are running: cancel "
+                             "them first (fino queue cancel ID)")
+        session.execute(delete(Run).where(Run.id.in_(run_ids))
+                        .execution_options(synchronize_session=False))
+        for r in rows:
+            session.add(Event(run_id=None, kind="removed", message=f"run {r.id} ({r.name}, "
+                              f"{r.status}) removed"))
+        return [r.id for r in rows]
+
+
+def get_run(store: Store, run_id: int) -> Run:
+    with store.read() as session:
+        run = session.get(Run, run_id)
+        if run is None:
+            raise QueueError(f"no run with id {run_id}")
+        session.expunge(run)
+        return run
+
+
+def count_by_status(store: Store) -> dict[str, int]:
+    from sqlalchemy import func
+
+    with store.read() as session:
+        rows = session.execute(select(Run.status, func.count()).group_by(Run.status)).all()
+    return {status: n for status, n in rows}
