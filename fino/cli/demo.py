@@ -1,9 +1,9 @@
-"""`fino demo`: the main job. Make sure the dataset exists, train FINO and FQL side by side with
-the quick preset, and compare them (a table and a PNG of the learning curves)."""
+"""`fino demo`: the main job, on the queue. Make sure the dataset exists, queue FINO and FQL
+(quick preset, one seed), serve them with a two-job worker, then print `fino report` and write
+`fino plot`'s PNG."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -13,40 +13,63 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 
 from fino.backends.base import TaskConfig, TaskError
 from fino.backends.ogbench import dataset_files, parse_name
-from fino.cli.common import fail
+from fino.cli.common import fail, open_store
+from fino.cli.options import DbOption
 from fino.train.presets import build_run_config
 
 console = Console(stderr=True)
 DEFAULT_TASK = "cube-single"
+ALGOS = ("fino", "fql")
 
 
-def _tail_step(path: Path) -> int:
-    """The step of the last record in a metrics.jsonl that is being written."""
-    try:
-        with path.open("rb") as f:
-            f.seek(0, 2)
-            f.seek(max(0, f.tell() - 4096))
-            lines = f.read().decode(errors="replace").splitlines()
-    except FileNotFoundError:
-        return 0
-    for line in reversed(lines):
-        try:
-            return int(json.loads(line)["step"])
-        except (ValueError, KeyError):
-            continue
-    return 0
+def ensure_dataset(task_name: str, episodes: int, dataset_dir: str | None) -> None:
+    """Regenerate the task's OGBench dataset (official recipe) when it is not on disk."""
+    env, dtype, _ = parse_name(task_name)
+    dataset = f"{env}-{dtype}-v0"
+    if all(p.exists() for p in dataset_files(dataset, dataset_dir)):
+        return
+    console.print(f"[bold]{dataset}[/] is not on disk: generating {episodes} episodes with "
+                  "OGBench's recipe")
+    generate = [sys.executable, "-m", "fino.cli.main", "data", "generate", dataset,
+                "--episodes", str(episodes)] + (["--out", dataset_dir] if dataset_dir else [])
+    if subprocess.run(generate).returncode != 0:
+        raise typer.Exit(1)
 
 
-def _last_score(run_dir: Path) -> str:
-    path = run_dir / "eval.csv"
-    if not path.exists():
-        return "-"
-    rows = path.read_text().splitlines()
-    return rows[-1].split(",")[3] if len(rows) > 1 else "-"
+class DemoProgress:
+    """One bar per run, fed from the store's latest metrics every couple of seconds."""
+
+    def __init__(self, store, run_ids: dict[str, int], total: int) -> None:
+        self.store, self.run_ids, self.total = store, run_ids, total
+        self.bar = Progress(TextColumn("[bold]{task.description:>4}"), BarColumn(),
+                            TextColumn("{task.completed:>7,.0f}/{task.total:,}"),
+                            TextColumn("{task.fields[phase]}"),
+                            TextColumn("score [green]{task.fields[score]}"),
+                            TimeElapsedColumn(), TimeRemainingColumn(), console=console)
+        self.bars = {algo: self.bar.add_task(algo.upper(), total=total, phase="queued",
+                                             score="-") for algo in run_ids}
+        self._next = 0.0
+
+    def tick(self, force: bool = False) -> None:
+        if not force and time.monotonic() < self._next:
+            return
+        self._next = time.monotonic() + 2.0
+        from fino.store.queries import latest_metrics
+
+        keys = ("critic/loss", "eval/score", "progress/online")
+        with self.store.read() as session:
+            latest = latest_metrics(session, list(self.run_ids.values()), keys)
+        for algo, run_id in self.run_ids.items():
+            got = latest.get(run_id, {})
+            step = max((s for s, _ in got.values()), default=0)
+            score = got.get("eval/score", (0, None))[1]
+            online = got.get("progress/online", (0, 0.0))[1]
+            self.bar.update(self.bars[algo], completed=step,
+                            phase="online" if online else "offline",
+                            score="-" if score is None else f"{score:.0f}%")
 
 
 def demo(
@@ -57,87 +80,49 @@ def demo(
         help="Episodes to generate when the dataset is missing.")] = 100,
     dataset_dir: Annotated[str | None, typer.Option(
         help="OGBench dataset folder (default ~/.ogbench/data).")] = None,
-    out: Annotated[Path | None, typer.Option(help="Folder for the two runs.")] = None,
+    out: Annotated[Path, typer.Option(help="The comparison PNG.")] = Path("runs/demo.png"),
+    db: DbOption = None,
 ) -> None:
-    """Train FINO and FQL (quick preset, one seed) side by side and compare them."""
+    """Queue FINO and FQL (quick preset, one seed each), run them side by side with a worker
+    (one core each), then print the report and write the learning curves.
+
+    Example: fino demo --task cube-double --seed 1
+    """
+    from fino.cli.plot import plot
+    from fino.cli.report import report
+    from fino.launch.local import LocalExecutor
+    from fino.launch.worker import Worker
+    from fino.store.queue import add_runs, get_run
+
     try:
-        configs = {algo: build_run_config(TaskConfig(task, dataset_dir=dataset_dir),
-                                          preset=preset, algo=algo, seed=seed)
-                   for algo in ("fino", "fql")}
+        configs = [build_run_config(TaskConfig(task, dataset_dir=dataset_dir), preset=preset,
+                                    algo=algo, seed=seed, overrides=["train.threads=1"])
+                   for algo in ALGOS]
     except (TaskError, ValueError) as exc:
         fail(str(exc))
-    name = configs["fino"].task.name
-    env, dtype, _ = parse_name(name)
-    dataset = f"{env}-{dtype}-v0"
-    if not all(p.exists() for p in dataset_files(dataset, dataset_dir)):
-        console.print(f"[bold]{dataset}[/] is not on disk: generating {episodes} episodes "
-                      "with OGBench's recipe")
-        generate = [sys.executable, "-m", "fino.cli.main", "data", "generate", dataset,
-                    "--episodes", str(episodes)] + (["--out", dataset_dir] if dataset_dir else [])
-        if subprocess.run(generate).returncode != 0:
-            raise typer.Exit(1)
-    root = out or Path("runs") / f"demo-{env}-s{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
-    train = configs["fino"].train
-    console.print(f"Training FINO and FQL on [bold]{name}[/] (preset {configs['fino'].preset}: "
-                  f"{train.offline_steps:,} offline + {train.online_steps:,} online steps, "
-                  f"evaluation every {train.eval_interval:,} over {train.eval_episodes} "
-                  f"episodes), one core each -> {root}")
-    children = {}
-    for algo in configs:
-        cmd = [sys.executable, "-m", "fino.cli.main", "run", "--task", task, "--preset", preset,
-               "--algo", algo, "--seed", str(seed), "--threads", "1", "--quiet",
-               "--out", str(root / algo)] + (["--dataset-dir", dataset_dir] if dataset_dir else [])
-        (root / algo).mkdir(parents=True, exist_ok=True)
-        log = (root / algo / "stderr.log").open("w")
-        children[algo] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-    total = train.total_steps
-    with Progress(TextColumn("[bold]{task.description:>4}"), BarColumn(),
-                  TextColumn("{task.completed:>7,.0f}/{task.total:,}"),
-                  TextColumn("score [green]{task.fields[score]}"),
-                  TimeElapsedColumn(), TimeRemainingColumn(), console=console) as bar:
-        bars = {algo: bar.add_task(algo.upper(), total=total, score="-") for algo in children}
-        try:
-            while any(child.poll() is None for child in children.values()):
-                for algo in children:
-                    bar.update(bars[algo], completed=_tail_step(root / algo / "metrics.jsonl"),
-                               score=_last_score(root / algo))
-                time.sleep(2.0)
-        except KeyboardInterrupt:
-            for child in children.values():
-                child.terminate()  # each run checkpoints and can be resumed
-            for child in children.values():
-                child.wait()
-            console.print(f"[yellow]stopped; resume each with `fino run --resume {root}/ALGO`")
-            raise typer.Exit(130) from None
-        for algo in children:
-            bar.update(bars[algo], completed=_tail_step(root / algo / "metrics.jsonl"),
-                       score=_last_score(root / algo))
-    failed = [a for a, c in children.items() if c.returncode != 0]
-    if failed:
-        for algo in failed:
-            console.print(f"[red]{algo} failed[/]; its log: {root / algo / 'stderr.log'}")
+    name, train = configs[0].task.name, configs[0].train
+    ensure_dataset(name, episodes, dataset_dir)
+    store = open_store(db)
+    ids = add_runs(store, configs, priority=100, tags=["demo"])
+    console.print(f"Queued FINO (run {ids[0]}) and FQL (run {ids[1]}) on [bold]{name}[/] in "
+                  f"{store}: preset {configs[0].preset}, {train.offline_steps:,} offline + "
+                  f"{train.online_steps:,} online steps, evaluation every "
+                  f"{train.eval_interval:,} over {train.eval_episodes} episodes")
+    progress = DemoProgress(store, dict(zip(ALGOS, ids, strict=True)), train.total_steps)
+    with progress.bar:
+        worker = Worker(store, LocalExecutor(), jobs=2, until_empty=True, only=ids,
+                        on_tick=progress.tick, log=lambda m: progress.bar.console.log(m))
+        worker.run()
+        progress.tick(force=True)
+    statuses = {run_id: get_run(store, run_id).status for run_id in ids}
+    if any(s != "done" for s in statuses.values()):
+        for run_id, status in statuses.items():
+            if status != "done":
+                console.print(f"run {run_id}: [red]{status}[/]; see `fino runs show {run_id}`")
         raise typer.Exit(1)
-    console.print(comparison_table({a: root / a for a in children}, name, seed))
-    from fino.train.plots import plot_runs
-
-    png = plot_runs({a.upper(): root / a for a in children}, root / "comparison.png",
-                    title=f"FINO vs FQL on {name} (seed {seed}, preset {preset})",
-                    offline_steps=train.offline_steps)
-    console.print(f"Learning curves: {png}")
-
-
-def comparison_table(runs: dict[str, Path], task: str, seed: int) -> Table:
-    table = Table(title=f"{task}, seed {seed}: score (success %) over evaluation episodes")
-    for column in ("method", "offline score", "final score", "best", "final entropy",
-                   "final β", "minutes"):
-        table.add_column(column, justify="right")
-    for algo, run_dir in runs.items():
-        s = json.loads((run_dir / "summary.json").read_text())
-        last = s["evaluations"][-1]
-        table.add_row(algo.upper(), f"{s['offline_score']:.1f}", f"{s['final_score']:.1f}",
-                      f"{s['best_score']:.1f}", f"{last.get('policy/entropy', float('nan')):.2f}",
-                      f"{last['policy/beta']:.2f}" if "policy/beta" in last else "-",
-                      f"{s['wall_time'] / 60:.1f}")
-    table.caption = ("One seed: a demonstration, not evidence. Rank methods over several seeds "
-                     "(see the reproduction study).")
-    return table
+    spec = [str(i) for i in ids]
+    report(spec, db=db)
+    plot(spec, key=["eval/score", "policy/entropy", "eval/return"], out=out,
+         title=f"FINO vs FQL on {name} (seed {seed}, preset {preset})", db=db)
+    console.print("One seed is a demonstration, not evidence: rank methods over several seeds "
+                  f"(fino queue add --task {task} --preset {preset} --seeds 0-4 ...).")

@@ -8,12 +8,13 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any, Literal
 
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from fino.launch.executor import Executor
@@ -65,8 +66,12 @@ class Worker:
         poll_interval: float = 0.5,
         grace: float = 30.0,
         on_interrupt: OnInterrupt = "requeue",
+        only: Sequence[int] | None = None,
+        on_tick: Callable[[], None] | None = None,
         log: Callable[[str], None] = print,
     ) -> None:
+        """`only`: serve just these runs and return once they are all settled; `on_tick`:
+        called every loop (a progress display)."""
         if jobs < 1:
             raise ValueError(f"jobs={jobs}: must be >= 1")
         if expiry <= 2 * heartbeat_interval:
@@ -77,6 +82,8 @@ class Worker:
         self.poll_interval, self.grace = poll_interval, grace
         self.on_interrupt: OnInterrupt = on_interrupt
         self.log = log
+        self.only = list(only) if only is not None else None
+        self.on_tick = on_tick
         self.host, self.pid = socket.gethostname(), os.getpid()
         self.active: dict[int, Active] = {}
         self.finished: dict[int, str] = {}
@@ -128,6 +135,8 @@ class Worker:
                 for a in self.active.values():
                     self._stop_child(a, self.on_interrupt)
                 stop_sent = True
+            if self.on_tick:
+                self.on_tick()
             if not self.active and (self._stopping or (self.until_empty and self._empty())):
                 return
             time.sleep(self.poll_interval)
@@ -136,7 +145,8 @@ class Worker:
 
     def _fill(self) -> None:
         while len(self.active) < self.jobs:
-            run_id = queue.claim_next(self.store, host=self.host, pid=self.pid)
+            run_id = queue.claim_next(self.store, host=self.host, pid=self.pid,
+                                      among=self.only)
             if run_id is None:
                 return
             run = queue.get_run(self.store, run_id)
@@ -219,4 +229,8 @@ class Worker:
         return status
 
     def _empty(self) -> bool:
+        if self.only is not None:
+            with self.store.read() as session:
+                return not session.execute(select(Run.id).where(
+                    Run.id.in_(self.only), Run.status == "queued")).first()
         return queue.count_by_status(self.store).get("queued", 0) == 0

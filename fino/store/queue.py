@@ -70,11 +70,15 @@ def add_runs(
         return [row.id for row in rows]
 
 
-def claim_next(store: Store, *, host: str, pid: int) -> int | None:
-    """Atomically take the queued run of highest priority, oldest first; None when empty."""
+def claim_next(store: Store, *, host: str, pid: int,
+               among: Sequence[int] | None = None) -> int | None:
+    """Atomically take the queued run of highest priority, oldest first (only from `among`
+    when given); None when there is none."""
     now = utcnow()
-    inner = (select(Run.id).where(Run.status == "queued")
-             .order_by(Run.priority.desc(), Run.id).limit(1))
+    inner = select(Run.id).where(Run.status == "queued")
+    if among is not None:
+        inner = inner.where(Run.id.in_(list(among)))
+    inner = inner.order_by(Run.priority.desc(), Run.id).limit(1)
     if not store.is_sqlite:
         inner = inner.with_for_update(skip_locked=True)
     stmt = (update(Run)
