@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from typer.testing import CliRunner
 
 from fino.cli.main import app
@@ -233,3 +233,22 @@ def test_retry_and_cancel_report_what_they_did(store, tmp_path, dataset):
     [a, b] = queue_pendulum(store, dataset, tmp_path, range(2))
     assert queue.request_cancel(store, [a, 999]) == {a: "cancelled", 999: "unknown id"}
     assert queue.retry(store, [a, b]) == {a: "queued", b: "is queued: not retried"}
+
+
+def test_a_file_that_is_not_a_database_is_refused_and_left_alone(tmp_path):
+    bogus = tmp_path / "experiments.db"
+    bogus.write_text("these are my notes, not a database\n")
+    before = bogus.read_bytes()
+    for args in (["queue", "add", "--task", "cube-single"], ["queue", "list"], ["runs", "list"]):
+        result = CliRunner().invoke(app, [*args, "--db", str(bogus)])
+        assert result.exit_code == 1 and "not a database" in result.output, result.output
+    assert bogus.read_bytes() == before
+
+
+def test_a_newer_schema_is_refused_with_a_message(store, tmp_path):
+    with store.write() as session:
+        session.execute(text("UPDATE alembic_version SET version_num = '0099_future'"))
+    store.dispose()
+    result = CliRunner().invoke(app, ["queue", "add", "--task", "cube-single",
+                                      "--db", store.url])
+    assert result.exit_code == 1 and "newer version of fino" in result.output, result.output

@@ -16,6 +16,7 @@ from fino.cli.queue import queue_app
 from fino.cli.report import report
 from fino.cli.run import run
 from fino.cli.runs import runs_app
+from fino.cli.tune import tune_app
 from fino.cli.worker import worker
 
 app = typer.Typer(help="FINO Lab: run, watch and tune FINO (and FQL).", no_args_is_help=True,
@@ -39,6 +40,7 @@ app.add_typer(runs_app, name="runs")
 app.command()(report)
 app.command()(plot)
 app.command()(export)
+app.add_typer(tune_app, name="tune")
 
 
 if __name__ == "__main__":

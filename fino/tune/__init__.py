@@ -1,0 +1,1 @@
+"""Optuna tuning of FINO's injected noise and candidate count (and whatever else a space names)."""

@@ -1,0 +1,248 @@
+"""The tuning orchestrator: Optuna's only writer (ask/tell). Each trial is a set of ordinary
+queued runs (one per seed) that workers execute; results are told back when the runs end.
+
+Optuna's storage lives apart from the experiments database (a journal file by default), as
+Optuna advises against many writers on SQLite. Restarting the same command continues the study:
+asked trials whose runs exist are followed again, trials asked without runs (a crash in between)
+and trials whose runs were lost are failed and their parameters asked again.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+from sqlalchemy import select
+
+from fino.backends.base import TaskConfig
+from fino.store import queue
+from fino.store.db import Store
+from fino.store.models import Run
+from fino.store.queries import series_many
+from fino.train.presets import build_run_config
+from fino.tune.space import Param, overrides_for
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+class TuneError(ValueError):
+    """A study that cannot be run as asked; the message says why."""
+
+
+def open_storage(spec: str) -> optuna.storages.BaseStorage:
+    """An RDB URL, or a journal file path (the default: one writer, no locking trouble)."""
+    if "://" in spec:
+        return optuna.storages.RDBStorage(spec)
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    Path(spec).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    return JournalStorage(JournalFileBackend(str(Path(spec).expanduser())))
+
+
+def make_sampler(name: str, space: list[Param], seed: int) -> optuna.samplers.BaseSampler:
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "grid":
+        return optuna.samplers.GridSampler({p.name: p.grid_values() for p in space}, seed=seed)
+    raise TuneError(f"unknown sampler {name!r}: use tpe, random or grid")
+
+
+def make_pruner(name: str, warmup_steps: int) -> optuna.pruners.BasePruner:
+    if name == "median":  # compare online evaluations only: offline scores rank nothing here
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=warmup_steps)
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    raise TuneError(f"unknown pruner {name!r}: use median or none")
+
+
+@dataclass
+class StudySpec:
+    """What a `fino tune` command asks for."""
+
+    name: str
+    task: TaskConfig
+    space: list[Param]
+    trials: int
+    seeds: list[int]
+    preset: str | None = None
+    parallel: int = 1
+    overrides: list[str] = field(default_factory=list)
+    key: str = "eval/score"
+    runs_dir: Path = Path("runs")
+
+    def signature(self) -> dict[str, Any]:
+        """What must not change when a study is continued (JSON-normalised: Optuna stores it
+        as JSON)."""
+        return json.loads(json.dumps({
+                "task": self.task.name, "preset": self.preset, "seeds": self.seeds,
+                "key": self.key, "overrides": self.overrides,
+                "space": [(p.name, p.path, p.kind, p.low, p.high, p.log, list(p.choices))
+                          for p in self.space]}))
+
+
+@dataclass
+class Progress:
+    complete: int = 0
+    pruned: int = 0
+    failed: int = 0
+    running: int = 0
+    best_value: float | None = None
+    best_params: dict[str, Any] = field(default_factory=dict)
+    best_trial: int | None = None
+
+
+class Orchestrator:
+    """Asks trials, queues their runs, reports intermediate scores, tells results."""
+
+    def __init__(self, store: Store, spec: StudySpec, storage: optuna.storages.BaseStorage, *,
+                 sampler: optuna.samplers.BaseSampler, pruner: optuna.pruners.BasePruner,
+                 poll_interval: float = 2.0,
+                 on_update: Callable[[Progress], None] | None = None) -> None:
+        if spec.trials < 1 or spec.parallel < 1 or not spec.seeds:
+            raise TuneError("trials and parallel must be >= 1 and seeds non-empty")
+        self.store, self.spec = store, spec
+        self.poll_interval, self.on_update = poll_interval, on_update
+        self._stop = False
+        self.study = optuna.create_study(study_name=spec.name, storage=storage,
+                                         direction="maximize", sampler=sampler, pruner=pruner,
+                                         load_if_exists=True)
+        saved = self.study.user_attrs.get("fino")
+        if saved is None:
+            self.study.set_user_attr("fino", spec.signature())
+        elif saved != spec.signature():
+            raise TuneError(f"study {spec.name!r} exists with other settings ({saved}); use "
+                            "another --study name or the same task, preset, seeds and space")
+        # Validate the runs a trial will create before asking anything.
+        self._configs({p.name: p.grid_values()[0] for p in spec.space})
+
+    def request_stop(self) -> None:
+        self._stop = True
+
+    # ---- the loop ----
+
+    def run(self) -> Progress:
+        """Until `trials` trials are complete or pruned (failed ones are asked again)."""
+        while True:
+            self.reconcile()
+            progress = self.progress()
+            while not self._stop and progress.running < self.spec.parallel and \
+                    progress.complete + progress.pruned + progress.running < self.spec.trials:
+                self.ask()
+                progress = self.progress()
+            if self.on_update:
+                self.on_update(progress)
+            done = progress.complete + progress.pruned >= self.spec.trials
+            if (done and progress.running == 0) or (self._stop and progress.running == 0):
+                return progress
+            if self._stop:
+                return progress  # trials stay RUNNING; the next run of the command follows them
+            time.sleep(self.poll_interval)
+
+    def ask(self) -> int:
+        trial = self.study.ask()
+        values = {p.name: p.suggest(trial) for p in self.spec.space}
+        try:
+            ids = queue.add_runs(self.store, self._configs(values), runs_dir=self.spec.runs_dir,
+                                 tags=[f"study:{self.spec.name}"], study=self.spec.name,
+                                 trial=trial.number)
+        except Exception:
+            self.study.tell(trial, state=TrialState.FAIL)
+            raise
+        trial.set_user_attr("run_ids", ids)
+        return trial.number
+
+    def _configs(self, values: dict[str, Any]) -> list:
+        sets = [*self.spec.overrides, *overrides_for(self.spec.space, values)]
+        return [build_run_config(self.spec.task, preset=self.spec.preset, seed=seed,
+                                 overrides=sets) for seed in self.spec.seeds]
+
+    def reconcile(self) -> None:
+        """Follow every trial in flight: report, prune, tell; settle runs of pruned trials."""
+        runs = self._runs_by_trial()
+        for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            trial_runs = runs.get(frozen.number, [])
+            if not trial_runs:  # asked, but the orchestrator died before queueing its runs
+                self._fail_and_reask(frozen, "no runs were queued for it")
+                continue
+            statuses = {r.status for r in trial_runs}
+            if statuses & {"lost"}:
+                queue.request_cancel(self.store, [r.id for r in trial_runs])
+                self._fail_and_reask(frozen, "a run was lost")
+            elif statuses & {"failed", "cancelled", "pruned"}:
+                queue.request_cancel(self.store, [r.id for r in trial_runs])
+                self.study.tell(frozen.number, state=TrialState.FAIL)
+            else:
+                self._follow(frozen, trial_runs)
+        for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)):
+            for run in runs.get(frozen.number, []):
+                if run.status in ("queued", "cancelled"):
+                    queue.transition(self.store, run.id, (run.status,), "pruned",
+                                     message=f"pruned by study {self.spec.name} "
+                                             f"trial {frozen.number}")
+
+    def _follow(self, frozen: optuna.trial.FrozenTrial, trial_runs: list[Run]) -> None:
+        ids = [r.id for r in trial_runs]
+        with self.store.read() as session:
+            curves = series_many(session, ids, self.spec.key)
+        by_step: dict[int, list[float]] = {}
+        for steps, values in curves.values():
+            for step, value in zip(steps.tolist(), values.tolist(), strict=True):
+                by_step.setdefault(int(step), []).append(value)
+        trial = optuna.trial.Trial(self.study, frozen._trial_id)
+        reported = set(frozen.intermediate_values)
+        for step in sorted(by_step):
+            if len(by_step[step]) == len(ids) and step not in reported:
+                trial.report(sum(by_step[step]) / len(ids), step)
+                if trial.should_prune():
+                    self._prune(frozen.number, trial_runs)
+                    return
+        if all(r.status == "done" for r in trial_runs):
+            finals = [curves[r.id][1][-1] for r in trial_runs if r.id in curves
+                      and len(curves[r.id][1])]
+            if len(finals) == len(ids):
+                self.study.tell(frozen.number, sum(finals) / len(finals))
+            else:
+                self.study.tell(frozen.number, state=TrialState.FAIL)
+
+    def _prune(self, number: int, trial_runs: list[Run]) -> None:
+        queue.request_cancel(self.store, [r.id for r in trial_runs])
+        self.study.tell(number, state=TrialState.PRUNED)
+        for run in trial_runs:  # queued ones are cancelled at once: mark them pruned now
+            queue.transition(self.store, run.id, ("cancelled", "queued"), "pruned",
+                             message=f"pruned by study {self.spec.name} trial {number}")
+
+    def _fail_and_reask(self, frozen: optuna.trial.FrozenTrial, why: str) -> None:
+        self.study.tell(frozen.number, state=TrialState.FAIL)
+        if frozen.params:
+            self.study.enqueue_trial(frozen.params, user_attrs={"retry_of": frozen.number,
+                                                                "reason": why})
+
+    def _runs_by_trial(self) -> dict[int, list[Run]]:
+        with self.store.read() as session:
+            rows = session.execute(select(Run).where(Run.study == self.spec.name)
+                                   .order_by(Run.id)).scalars().all()
+            session.expunge_all()
+        out: dict[int, list[Run]] = {}
+        for run in rows:
+            out.setdefault(run.trial, []).append(run)
+        return out
+
+    def progress(self) -> Progress:
+        trials = self.study.get_trials(deepcopy=False)
+        count = {s: sum(t.state == s for t in trials) for s in TrialState}
+        out = Progress(complete=count[TrialState.COMPLETE], pruned=count[TrialState.PRUNED],
+                       failed=count[TrialState.FAIL], running=count[TrialState.RUNNING])
+        complete = [t for t in trials if t.state == TrialState.COMPLETE]
+        if complete:
+            best = max(complete, key=lambda t: t.value)
+            out.best_value, out.best_params, out.best_trial = best.value, best.params, \
+                best.number
+        return out
