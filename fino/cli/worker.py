@@ -17,7 +17,14 @@ def worker(
     jobs: Annotated[int, typer.Option(help="Runs at a time.")] = 1,
     until_empty: Annotated[bool, typer.Option(
         help="Exit when the queue is empty and the runs are finished.")] = False,
-    backend: Annotated[str, typer.Option(help="Execution backend plugin: local.")] = "local",
+    backend: Annotated[str, typer.Option(
+        help="Execution backend plugin: local, or ray (runs as Ray tasks on a cluster).")
+    ] = "local",
+    address: Annotated[str | None, typer.Option(
+        help="ray: the cluster (auto, ray://host:10001); default auto.")] = None,
+    cpus_per_run: Annotated[float | None, typer.Option(help="ray: CPUs per run.")] = None,
+    gpus_per_run: Annotated[float | None, typer.Option(
+        help="ray: GPUs per run (0.25 packs four runs per GPU).")] = None,
     max_attempts: Annotated[int, typer.Option(
         help="Requeue a failed or lost run until it has had this many attempts.")] = 1,
     on_interrupt: Annotated[str, typer.Option(
@@ -30,7 +37,8 @@ def worker(
 ) -> None:
     """Claim queued runs (priority, then age) and run each as `fino run --run-id ID`.
 
-    Example: fino worker --jobs 2 --until-empty
+    Examples: fino worker --jobs 2 --until-empty;
+    fino worker --backend ray --address auto --jobs 16 --gpus-per-run 0.25
     """
     from fino.launch.executor import get_executor
     from fino.launch.worker import Worker
@@ -39,7 +47,12 @@ def worker(
         fail("--on-interrupt must be requeue or cancel")
     store = open_store(db)
     try:
-        executor = get_executor(backend)
+        options = {k: v for k, v in {"address": address, "cpus_per_run": cpus_per_run,
+                                     "gpus_per_run": gpus_per_run}.items() if v is not None}
+        if options and backend != "ray":
+            raise ValueError(f"--address/--cpus-per-run/--gpus-per-run are for --backend ray, "
+                             f"not {backend}")
+        executor = get_executor(backend, **options)
         pool = Worker(store, executor, jobs=jobs, until_empty=until_empty,
                       max_attempts=max_attempts, heartbeat_interval=heartbeat, expiry=expiry,
                       on_interrupt=on_interrupt,  # type: ignore[arg-type]

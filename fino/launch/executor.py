@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 GROUP = "fino.executors"
+LOST = -1000  # what poll() returns when the run's task or machine died without an exit code
 
 
 class Executor(Protocol):

@@ -12,7 +12,7 @@ from pathlib import Path
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child: get SIGTERM when the worker dies, even by SIGKILL, so an orphaned run
     checkpoints and stops instead of training unsupervised (Linux only)."""
     if sys.platform.startswith("linux"):
@@ -32,7 +32,7 @@ class LocalExecutor:
         with log_path.open("ab") as log:
             return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                     env={**os.environ, **env}, start_new_session=True,
-                                    preexec_fn=_die_with_parent)
+                                    preexec_fn=die_with_parent)
 
     def poll(self, handle: subprocess.Popen) -> int | None:
         return handle.poll()

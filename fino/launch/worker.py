@@ -17,7 +17,7 @@ from typing import Any, Literal
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from fino.launch.executor import Executor
+from fino.launch.executor import LOST, Executor
 from fino.store import queue
 from fino.store.db import Store
 from fino.store.models import Run
@@ -212,6 +212,14 @@ class Worker:
                              started_at=None, message="worker stopped; requeued (resumes from "
                              "its checkpoint)")
             status = "queued"
+        elif code == LOST:
+            queue.transition(store, run_id, ("running",), "lost", message="the executor lost "
+                             "the run (its task or node died)", error="task or node died")
+            status = "lost"
+            if a.attempts < a.max_attempts:
+                queue.transition(store, run_id, ("lost",), "queued", finished_at=None,
+                                 message=f"retry {a.attempts + 1}/{a.max_attempts} after lost")
+                status = "lost, requeued"
         elif code == 0:
             queue.transition(store, run_id, ("running",), "done", exit_code=0,
                              message="finished")
