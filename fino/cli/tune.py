@@ -72,6 +72,9 @@ def tune(
     ] = 0,
     sampler_seed: Annotated[int, typer.Option(help="Seed of the sampler.")] = 0,
     poll: Annotated[float, typer.Option(help="Seconds between checks.")] = 2.0,
+    runs_dir: Annotated[Path, typer.Option(
+        help="Where the trials' run folders go (shared by all nodes on a cluster).")
+    ] = Path("runs"),
     optuna_storage: OptunaStorageOption = DEFAULT_STORAGE,
     db: DbOption = None,
 ) -> None:
@@ -105,7 +108,7 @@ def tune(
         name = study or f"{base.task.name.replace('/', '_')}-{preset or 'paper'}"
         spec = StudySpec(name=name, task=task_config, space=params, trials=trials,
                          seeds=parse_seeds(seeds), preset=preset, parallel=parallel,
-                         overrides=set_ or [])
+                         overrides=set_ or [], runs_dir=runs_dir)
         store = open_store(db)
         orchestrator = Orchestrator(
             store, spec, open_storage(optuna_storage),
