@@ -1,0 +1,242 @@
+"""What a user can do to runs from the dashboard, as plain functions (no Textual): the only
+writes the dashboard makes, each on an explicit action, plus the `fino` commands that write
+files (export, PNG plot), run as child processes so that the dashboard never blocks on them."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select, update
+
+from fino.store import queue
+from fino.store.db import Store
+from fino.store.models import Event, Run
+from fino.train.config import RunConfig
+
+TAG = re.compile(r"^[\w.:@/-]+$")  # tags are stored comma-separated: no commas, no spaces
+CLI_TIMEOUT_S = 600
+
+
+class ActionError(RuntimeError):
+    """An action that could not be done; the message says why, in the user's terms."""
+
+
+def cli(*args: str) -> list[str]:
+    """A `fino` command line with this interpreter (the dashboard's own environment)."""
+    return [sys.executable, "-m", "fino.cli.main", *args]
+
+
+def describe(outcome: dict[int, str]) -> str:
+    """'run 3: cancelled; run 4: stopping'."""
+    return "; ".join(f"run {run_id}: {what}" for run_id, what in outcome.items())
+
+
+def cancel(store: Store, run_ids: Sequence[int]) -> str:
+    return describe(queue.request_cancel(store, run_ids))
+
+
+def retry(store: Store, run_ids: Sequence[int]) -> str:
+    return describe(queue.retry(store, run_ids))
+
+
+def remove(store: Store, run_ids: Sequence[int]) -> str:
+    try:
+        removed = queue.remove(store, list(run_ids))
+    except queue.QueueError as exc:
+        raise ActionError(str(exc)) from None
+    return f"removed {len(removed)} run(s): {id_spec(removed)}"
+
+
+# ---- tags --------------------------------------------------------------------------------------
+
+
+def parse_tag_changes(spec: str) -> tuple[set[str], set[str]]:
+    """'+paper -old new' → ({'paper', 'new'}, {'old'}); commas separate as spaces do."""
+    add, drop = set(), set()
+    for word in spec.replace(",", " ").split():
+        name = word.lstrip("+-")
+        if not TAG.match(name):
+            raise ActionError(f"tag {name!r}: use letters, digits and . _ - : @ /")
+        (drop if word.startswith("-") else add).add(name)
+    if not add and not drop:
+        raise ActionError("no tags given: write +tag to add, -tag to remove")
+    return add, drop
+
+
+def change_tags(store: Store, run_ids: Sequence[int], add: Iterable[str],
+                drop: Iterable[str]) -> str:
+    """Add and remove tags of runs (one transaction, each change in the events)."""
+    add, drop = set(add), set(drop)
+    changed = []
+    with store.write() as session:
+        rows = session.execute(select(Run.id, Run.tags).where(Run.id.in_(run_ids))).all()
+        for run_id, tags in rows:
+            old = [t for t in (tags or "").split(",") if t]
+            new = sorted((set(old) | add) - drop)
+            if new == sorted(old):
+                continue
+            session.execute(update(Run).where(Run.id == run_id).values(tags=",".join(new))
+                            .execution_options(synchronize_session=False))
+            session.add(Event(run_id=run_id, kind="tags",
+                              message=f"tags: {','.join(old) or '-'} -> {','.join(new) or '-'}"))
+            changed.append(run_id)
+    if not changed:
+        return "tags unchanged"
+    return f"tags changed on run(s) {id_spec(changed)}"
+
+
+# ---- queueing runs -----------------------------------------------------------------------------
+
+
+class FormError(ValueError):
+    """A field of the queue form that cannot be used; `field` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class QueueRequest:
+    """The queue form's fields, as `fino queue add` takes them."""
+
+    task: str
+    preset: str = ""
+    algo: str = "fino"
+    seeds: str = "0"
+    overrides: str = ""  # SECTION.KEY=VALUE items, split as a shell would
+    tags: str = ""
+    priority: str = "0"
+    backend: str = "auto"
+    dataset: str = ""
+
+
+def parse_seeds(spec: str) -> list[int]:
+    """`0-4`, `0,2,5` or `3` (the rules of `fino queue add --seeds`)."""
+    seeds: list[int] = []
+    try:
+        for part in spec.split(","):
+            if "-" in part.strip():
+                lo, hi = (int(x) for x in part.split("-", 1))
+                if hi < lo or lo < 0:
+                    raise ValueError
+                seeds += range(lo, hi + 1)
+            else:
+                seed = int(part)
+                if seed < 0:
+                    raise ValueError
+                seeds.append(seed)
+    except ValueError:
+        raise FormError("seeds", f"seeds {spec!r}: use N, N-M or N,M,... with N >= 0") from None
+    return list(dict.fromkeys(seeds))
+
+
+def build_configs(request: QueueRequest) -> list[RunConfig]:
+    """One validated config per seed, exactly as `fino queue add` builds them."""
+    from fino.backends.base import TaskConfig, TaskError
+    from fino.train.presets import PresetError, build_run_config
+
+    if not request.task.strip():
+        raise FormError("task", "a task is required, e.g. cube-single")
+    if request.algo not in ("fino", "fql"):
+        raise FormError("algo", f"algo {request.algo!r}: fino or fql")
+    seeds = parse_seeds(request.seeds)
+    try:
+        overrides = shlex.split(request.overrides)
+    except ValueError as exc:
+        raise FormError("overrides", f"overrides: {exc}") from None
+    task = TaskConfig(name=request.task.strip(), backend=request.backend.strip() or "auto",
+                      dataset=request.dataset.strip() or None)
+    try:
+        return [build_run_config(task, preset=request.preset.strip() or None,
+                                 algo=request.algo, seed=seed, overrides=overrides)
+                for seed in seeds]
+    except TaskError as exc:
+        raise FormError("task", str(exc)) from None
+    except (PresetError, ValueError) as exc:
+        message = str(exc)
+        field = "overrides" if "--set" in message or not request.preset.strip() else "preset"
+        raise FormError(field, message) from None
+
+
+def queue_runs(store: Store, request: QueueRequest, runs_dir: Path = Path("runs")) -> list[int]:
+    """Validate everything, then queue one run per seed; returns their ids."""
+    configs = build_configs(request)
+    try:
+        priority = int(request.priority or 0)
+    except ValueError:
+        raise FormError("priority", f"priority {request.priority!r}: a whole number") from None
+    add, _ = parse_tag_changes(request.tags) if request.tags.strip() else (set(), set())
+    return queue.add_runs(store, configs, runs_dir=runs_dir, priority=priority, tags=add)
+
+
+# ---- files: export and the PNG plot ------------------------------------------------------------
+
+
+def id_spec(run_ids: Iterable[int]) -> str:
+    """[3, 4, 5, 9] → '3-5,9' (what `fino` commands take)."""
+    ids = sorted(set(run_ids))
+    parts: list[str] = []
+    i = 0
+    while i < len(ids):
+        j = i
+        while j + 1 < len(ids) and ids[j + 1] == ids[j] + 1:
+            j += 1
+        parts.append(str(ids[i]) if i == j else f"{ids[i]}-{ids[j]}")
+        i = j + 1
+    return ",".join(parts)
+
+
+def run_cli(args: Sequence[str], db_url: str) -> str:
+    """Run a `fino` command against this database; its last output line (the file written),
+    or ActionError with its error line."""
+    env = {**os.environ, "FINO_DB_URL": db_url}  # not on the command line: it may hold a password
+    try:
+        done = subprocess.run(cli(*args), env=env, capture_output=True, text=True,
+                              timeout=CLI_TIMEOUT_S, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ActionError(f"fino {args[0]}: {exc}") from None
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        reason = next((line for line in reversed(lines) if "error" in line.lower()),
+                      lines[-1] if lines else f"exit code {done.returncode}")
+        raise ActionError(f"fino {args[0]}: {reason.strip()}")
+    lines = done.stdout.strip().splitlines()
+    return lines[-1] if lines else ""
+
+
+def export_metrics(db_url: str, run_ids: Sequence[int], out: Path, fmt: str,
+                   keys: Sequence[str] = ()) -> Path:
+    args = ["export", id_spec(run_ids), "--format", fmt, "--out", str(out)]
+    for key in keys:
+        args += ["--key", key]
+    run_cli(args, db_url)
+    return out
+
+
+def write_plot(db_url: str, run_ids: Sequence[int], key: str, out: Path, grouped: bool) -> Path:
+    run_cli(["plot", id_spec(run_ids), "--key", key, "--out", str(out),
+             "--group" if grouped else "--no-group"], db_url)
+    return out
+
+
+def plot_path(run_ids: Sequence[int], key: str, folder: Path = Path("plots")) -> Path:
+    return folder / f"runs-{id_spec(run_ids).replace(',', '_')}-{key.replace('/', '-')}.png"
+
+
+def open_file(path: Path) -> bool:
+    """Open a file in the desktop's viewer, where there is one (xdg-open and a display)."""
+    opener = shutil.which("xdg-open")
+    if not opener or not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return False
+    subprocess.Popen([opener, str(path)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                     stderr=subprocess.DEVNULL, start_new_session=True)
+    return True

@@ -1,0 +1,140 @@
+"""`fino-tui [--db URL]`: the dashboard's one `App`.
+
+Screens are app modes: today `runs` (with the run detail pushed over it); a tuning view joins
+as one more mode (a `PollingScreen` reading studies and their trials) and a key to switch to it,
+without touching the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import ClassVar
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+
+from fino.store.db import Store, StoreError, masked, resolve_url
+from fino_tui.local_worker import LocalWorker
+from fino_tui.screens.dialogs import ChoiceScreen
+from fino_tui.screens.help import HelpScreen
+from fino_tui.screens.runs import RunsScreen
+
+REFRESH_S = 2.0
+THEMES = ("textual-dark", "textual-light")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class FinoApp(App[None]):
+    """Runs table, plots and run detail of one experiment store."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "FINO Lab"
+    MODES: ClassVar[dict[str, str | Callable[[], Screen]]] = {"runs": RunsScreen}
+    DEFAULT_MODE = "runs"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("question_mark,f1", "help", "Help"),
+        Binding("ctrl+t", "toggle_theme", "Light/dark", show=False),
+        Binding("ctrl+q", "request_quit", "Quit", show=False),
+    ]
+
+    def __init__(self, store: Store, *, refresh_interval: float = REFRESH_S,
+                 clock: Callable[[], datetime] = utc_now, runs_dir: Path = Path("runs"),
+                 theme: str = THEMES[0]) -> None:
+        """`clock`: the time the dashboard calls now (elapsed, ETA, read at); tests fix it."""
+        super().__init__()
+        self.store = store
+        self.refresh_interval = refresh_interval
+        self.clock = clock
+        self.runs_dir = runs_dir
+        self.local_worker = LocalWorker(store.url)
+        self.theme = theme
+        self.sub_title = masked(store.url)
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_toggle_theme(self) -> None:
+        self.theme = THEMES[1] if self.theme == THEMES[0] else THEMES[0]
+
+    def action_request_quit(self) -> None:
+        """Quit; a worker started here is stopped (its runs requeued) or left running."""
+        worker = self.local_worker
+        if not worker.running:
+            self.exit()
+            return
+
+        def answer(choice: str | None) -> None:
+            if choice == "stop":
+                worker.stop()
+            if choice in ("stop", "leave"):
+                self.exit()
+
+        self.push_screen(ChoiceScreen(
+            f"The worker started here (pid {worker.pid}) is running.",
+            [("stop", "Stop it (its runs go back to the queue) and quit"),
+             ("leave", "Leave it running and quit"), ("stay", "Do not quit")]), answer)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Light or dark theme", "Switch between textual-dark and "
+                            "textual-light", self.action_toggle_theme)
+        yield SystemCommand("Help", "Screens and keys", self.action_help)
+        commands = getattr(screen, "commands", None)
+        if commands is not None:
+            yield from commands()
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="fino-tui", description="The FINO Lab dashboard: runs, live plots, actions.")
+    parser.add_argument("--db", help="database: a SQLite path or a SQLAlchemy URL (default: "
+                                     "$FINO_DB_URL, else ./experiments.db)")
+    parser.add_argument("--refresh", type=float, default=REFRESH_S,
+                        help=f"seconds between reads of the database (default {REFRESH_S})")
+    parser.add_argument("--light", action="store_true", help="start with the light theme")
+    return parser.parse_args(argv)
+
+
+def open_store(db: str | None) -> Store:
+    """The store; a SQLite file that does not exist is an error, not a new empty database."""
+    from sqlalchemy.engine import make_url
+
+    url = resolve_url(db)
+    try:
+        database = make_url(url).get_backend_name() == "sqlite" and make_url(url).database
+    except Exception:
+        return Store(url)  # its error says what is wrong with the URL, without the password
+    if (database and database != ":memory:"
+            and not database.startswith("file:") and not Path(database).exists()):
+        raise StoreError(f"no database at {database}: queue runs with `fino queue add`, "
+                         "or pass --db")
+    return Store(url)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.refresh <= 0:
+        sys.exit("fino-tui: error: --refresh must be > 0 seconds")
+    try:
+        store = open_store(args.db)
+    except StoreError as exc:
+        sys.exit(f"fino-tui: error: {exc}")
+    app = FinoApp(store, refresh_interval=args.refresh,
+                  theme=THEMES[1] if args.light else THEMES[0])
+    try:
+        app.run()
+    finally:
+        store.dispose()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""Lines to draw from metric series: one per run, or one per group of seeds as the mean with its
+confidence band (the same groups and alignment as `fino plot`)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from fino.analysis.groups import group_runs
+from fino.cli.plot import align
+from fino.store.models import Run
+from fino.store.queries import Series
+
+CONFIDENCE = 0.95
+ENTROPY_KEY, TARGET_KEY = "policy/entropy", "policy/entropy_target"
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One line; `lower`/`upper` (same length) draw its band; `color` indexes the palette
+    (None: the neutral colour of reference lines)."""
+
+    label: str
+    steps: np.ndarray
+    values: np.ndarray
+    color: int | None = 0
+    lower: np.ndarray | None = None
+    upper: np.ndarray | None = None
+
+
+def run_curves(runs: Sequence[Run], data: Mapping[int, Series]) -> list[Curve]:
+    """One curve per run that has data, coloured by its place in `runs`."""
+    curves = []
+    for index, run in enumerate(runs):
+        steps, values = data.get(run.id, (np.array([]), np.array([])))
+        if len(steps):
+            curves.append(Curve(f"#{run.id} {run.name}", steps, values, index))
+    return curves
+
+
+def group_curves(runs: Sequence[Run], data: Mapping[int, Series]) -> tuple[list[Curve], list[str]]:
+    """(one mean curve with its band per seed group, notes on groups that could not be drawn)."""
+    curves: list[Curve] = []
+    notes: list[str] = []
+    groups = group_runs(list(runs))
+    exclude = ["task"] if len({r.task for r in runs}) == 1 else []
+    for index, group in enumerate(groups):
+        label = group.label(exclude=exclude)
+        members = [data[r.id] for r in group.runs if r.id in data and len(data[r.id][0])]
+        if not members:
+            continue
+        aligned = align(members)
+        if aligned is None:
+            notes.append(f"{label}: its runs share no steps")
+            continue
+        steps, matrix = aligned
+        mean, half = band(matrix)
+        has_band = len(members) > 1
+        curves.append(Curve(f"{label} (n={len(members)})", steps, mean, index,
+                            mean - half if has_band else None,
+                            mean + half if has_band else None))
+    return curves, notes
+
+
+def band(matrix: np.ndarray, confidence: float = CONFIDENCE) -> tuple[np.ndarray, np.ndarray]:
+    """Column-wise mean and Student-t half-width over the finite values (NaN where fewer than
+    two): `fino.analysis.stats.mean_ci` for every column at once."""
+    from scipy.stats import t
+
+    finite = np.isfinite(matrix)
+    n = finite.sum(axis=0)
+    filled = np.where(finite, matrix, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = filled.sum(axis=0) / n
+        squares = np.where(finite, (matrix - mean) ** 2, 0.0).sum(axis=0)
+        std = np.sqrt(squares / (n - 1))
+        half = t.ppf((1 + confidence) / 2, np.maximum(n - 1, 1)) * std / np.sqrt(n)
+    half = np.where(n >= 2, half, np.nan)
+    return mean, half
+
+
+def target_lines(runs: Sequence[Run], data: Mapping[int, Series]) -> list[Curve]:
+    """The entropy target(s) of the plotted runs as flat reference lines, one per value."""
+    targets = sorted({float(values[-1]) for run in runs if run.id in data
+                      for steps, values in [data[run.id]]
+                      if len(values) and math.isfinite(values[-1])})
+    spans = [data[r.id][0] for r in runs if r.id in data and len(data[r.id][0])]
+    if not targets or not spans:
+        return []
+    lo = min(float(s[0]) for s in spans)
+    hi = max(float(s[-1]) for s in spans)
+    return [Curve(f"target {value:g}", np.array([lo, hi]), np.array([value, value]), None)
+            for value in targets]
+
+
+@dataclass(frozen=True)
+class Panel:
+    """What one plot shows: the curves of one key, or a note saying why there are none."""
+
+    key: str
+    curves: list[Curve]
+    note: str = ""
+
+
+def series_keys(keys: Sequence[str]) -> list[str]:
+    """The keys to read for these panels (the entropy panel also draws its target)."""
+    return list(dict.fromkeys([*keys, *([TARGET_KEY] if ENTROPY_KEY in keys else [])]))
+
+
+def make_panels(runs: Sequence[Run], data: Mapping[tuple[int, str], Series],
+                keys: Sequence[str], grouped: bool, logged: Sequence[str]) -> dict[str, Panel]:
+    """One panel per key: a curve per run, or per seed group (mean and band) when `grouped`."""
+    panels = {}
+    for key in keys:
+        of_key = {r.id: data[(r.id, key)] for r in runs if len(data.get((r.id, key), ((),))[0])}
+        notes: list[str] = []
+        if grouped:
+            curves, notes = group_curves(runs, of_key)
+        else:
+            curves = run_curves(runs, of_key)
+        if key == ENTROPY_KEY and curves:
+            targets = {r.id: data[(r.id, TARGET_KEY)] for r in runs if (r.id, TARGET_KEY) in data}
+            curves += target_lines(runs, targets)
+        if not runs:
+            notes.append("no run: move the cursor to one, or select some with space")
+        elif not curves:
+            notes.append("no points yet" if key in logged or not logged
+                         else "not logged by these runs")
+        panels[key] = Panel(key, curves, "; ".join(notes))
+    return panels

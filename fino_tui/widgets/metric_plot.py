@@ -1,0 +1,142 @@
+"""`MetricPlot`: the one plotting widget of the dashboard. Curves in, a braille line plot out;
+textual-plot draws underneath, so the library can be swapped here alone.
+
+Each curve is cut to about two points per column (min/max per bucket, so spikes stay) before it
+is drawn, and redraws are capped at a few per second however often data arrives.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import numpy as np
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Static
+from textual_plot import HiResMode, PlotWidget
+
+from fino.store.queries import downsample
+from fino_tui.curves import Curve
+
+# Matplotlib's tab10 on light backgrounds; the same hues lightened on dark ones.
+LIGHT_PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+                 "#7f7f7f", "#bcbd22", "#17becf")
+DARK_PALETTE = ("#5fb0f0", "#ffa94d", "#69db7c", "#ff6b6b", "#c39bf0", "#d4a373", "#f783ac",
+                "#ced4da", "#e2e86b", "#66d9e8")
+NEUTRAL = "grey50"
+MIN_REDRAW_S = 0.25  # at most four redraws a second
+MARKERS_BELOW = 40  # points per curve under which each point is marked (evaluations)
+
+
+def color_of(curve: Curve, dark: bool = True) -> str:
+    palette = DARK_PALETTE if dark else LIGHT_PALETTE
+    return NEUTRAL if curve.color is None else palette[curve.color % len(palette)]
+
+
+class _Canvas(PlotWidget, can_focus=False):
+    """textual-plot's widget, without focus: its keys (r, arrows) belong to the screen."""
+
+
+class MetricPlot(Vertical):
+    """A titled plot of one metric key for several runs or seed groups."""
+
+    DEFAULT_CSS = """
+    MetricPlot { height: 1fr; min-height: 6; }
+    MetricPlot > .legend { height: auto; max-height: 2; padding: 0 1; }
+    MetricPlot > _Canvas { height: 1fr; }
+    MetricPlot > _Canvas > .plot--axis { color: $foreground 45%; }
+    MetricPlot > _Canvas > .plot--tick { color: $foreground 75%; text-style: none; }
+    """
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.key = ""
+        self.curves: list[Curve] = []
+        self.note = ""
+        self._drawn_at = 0.0
+        self._pending = False
+
+    def compose(self) -> ComposeResult:
+        yield Static(classes="legend")
+        yield _Canvas(allow_pan_and_zoom=False)
+
+    def on_mount(self) -> None:
+        canvas = self.query_one(_Canvas)
+        canvas.margin_top, canvas.margin_bottom, canvas.margin_left = 0, 2, 8
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self._schedule())
+
+    def set_data(self, key: str, curves: Sequence[Curve], note: str = "") -> None:
+        """Show these curves (the redraw may come a moment later: redraws are capped)."""
+        self.key, self.curves, self.note = key, list(curves), note
+        self._schedule()
+
+    def on_resize(self) -> None:
+        self._schedule()  # the number of points drawn follows the width
+
+    def _schedule(self) -> None:
+        if self._pending:
+            return
+        wait = self._drawn_at + MIN_REDRAW_S - time.monotonic()
+        if wait <= 0:
+            self._draw()
+        else:
+            self._pending = True
+            self.set_timer(wait, self._draw)
+
+    def _draw(self) -> None:
+        self._pending = False
+        self._drawn_at = time.monotonic()
+        self.query_one(".legend", Static).update(self._legend())
+        canvas = self.query_one(_Canvas)
+        canvas.clear()
+        columns = max(10, canvas.size.width - canvas.margin_left - 2)
+        dark = self.app.current_theme.dark
+        for curve in self.curves:
+            self._plot(canvas, curve, columns, color_of(curve, dark))
+        self._set_limits(canvas)
+
+    def _plot(self, canvas: PlotWidget, curve: Curve, columns: int, color: str) -> None:
+        for edge in (curve.lower, curve.upper):
+            if edge is not None:
+                steps, values = thin(curve.steps, edge, columns)
+                canvas.plot(steps, values, line_style=f"dim {color}",
+                            hires_mode=HiResMode.BRAILLE)
+        steps, values = thin(curve.steps, curve.values, columns)
+        canvas.plot(steps, values, line_style=color, hires_mode=HiResMode.BRAILLE)
+        if np.isfinite(values).sum() < min(MARKERS_BELOW, columns // 3 or 1):
+            canvas.scatter(steps, values, marker="•", marker_style=color)
+
+    def _set_limits(self, canvas: PlotWidget) -> None:
+        """A flat line (a constant noise scale, one evaluation) gets a visible range."""
+        values = [v for c in self.curves for v in (c.values, c.lower, c.upper) if v is not None]
+        finite = np.concatenate([v[np.isfinite(v)] for v in values]) if values else np.array([])
+        if not len(finite):
+            canvas.set_ylimits(None, None)
+            return
+        lo, hi = float(finite.min()), float(finite.max())
+        if hi - lo < 1e-9 * max(1.0, abs(hi)):
+            pad = max(1.0, abs(hi) * 0.1)
+            canvas.set_ylimits(lo - pad, hi + pad)
+        else:
+            canvas.set_ylimits(None, None)
+
+    def _legend(self) -> Text:
+        text = Text(self.key or "-", style="bold")
+        for curve in self.curves:
+            text.append("  ")
+            text.append("━ ", style=color_of(curve, self.app.current_theme.dark))
+            text.append(curve.label + (" ±95% CI" if curve.lower is not None else ""))
+        if self.note:
+            text.append(f"  {self.note}", style="italic")
+        elif not self.curves:
+            text.append("  no data yet", style="italic")
+        return text
+
+
+def thin(steps: np.ndarray, values: np.ndarray, columns: int) -> tuple[np.ndarray, np.ndarray]:
+    """About two points per column, keeping each bucket's extremes; NaNs dropped."""
+    keep = np.isfinite(values)
+    steps, values = steps[keep], values[keep]
+    return downsample(steps, values, max(2, 2 * columns)) if len(steps) else (steps, values)
