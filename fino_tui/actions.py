@@ -121,22 +121,12 @@ class QueueRequest:
 
 def parse_seeds(spec: str) -> list[int]:
     """`0-4`, `0,2,5` or `3` (the rules of `fino queue add --seeds`)."""
-    seeds: list[int] = []
+    from fino.train.presets import parse_seeds as parse
+
     try:
-        for part in spec.split(","):
-            if "-" in part.strip():
-                lo, hi = (int(x) for x in part.split("-", 1))
-                if hi < lo or lo < 0:
-                    raise ValueError
-                seeds += range(lo, hi + 1)
-            else:
-                seed = int(part)
-                if seed < 0:
-                    raise ValueError
-                seeds.append(seed)
-    except ValueError:
-        raise FormError("seeds", f"seeds {spec!r}: use N, N-M or N,M,... with N >= 0") from None
-    return list(dict.fromkeys(seeds))
+        return parse(spec)
+    except ValueError as exc:
+        raise FormError("seeds", str(exc)) from None
 
 
 def build_configs(request: QueueRequest) -> list[RunConfig]:

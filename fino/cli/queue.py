@@ -18,23 +18,13 @@ console = Console()
 
 
 def parse_seeds(spec: str) -> list[int]:
-    """`0-4`, `0,2,5` or `3`."""
-    seeds: list[int] = []
+    """`0-4`, `0,2,5` or `3`; a one-line error otherwise."""
+    from fino.train.presets import parse_seeds as parse
+
     try:
-        for part in spec.split(","):
-            if "-" in part.strip():
-                lo, hi = (int(x) for x in part.split("-", 1))
-                if hi < lo or lo < 0:
-                    raise ValueError
-                seeds += range(lo, hi + 1)
-            else:
-                seed = int(part)
-                if seed < 0:
-                    raise ValueError
-                seeds.append(seed)
-    except ValueError:
-        fail(f"--seeds {spec!r}: use N, N-M or N,M,... with N >= 0")
-    return list(dict.fromkeys(seeds))
+        return parse(spec)
+    except ValueError as exc:
+        fail(f"--{exc}")
 
 
 @queue_app.command("add")

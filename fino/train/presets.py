@@ -220,3 +220,23 @@ def build_run_config(
         return RunConfig.from_dict(data)
     except (ConfigError, TypeError) as exc:
         raise PresetError(f"{label}: {exc}") from exc
+
+
+def parse_seeds(spec: str) -> list[int]:
+    """Seeds from `0-4`, `0,2,5` or `3` (in order, without repeats); ValueError otherwise."""
+    seeds: list[int] = []
+    try:
+        for part in spec.split(","):
+            if "-" in part.strip():
+                lo, hi = (int(x) for x in part.split("-", 1))
+                if hi < lo or lo < 0:
+                    raise ValueError
+                seeds += range(lo, hi + 1)
+            else:
+                seed = int(part)
+                if seed < 0:
+                    raise ValueError
+                seeds.append(seed)
+    except ValueError:
+        raise ValueError(f"seeds {spec!r}: use N, N-M or N,M,... with N >= 0") from None
+    return list(dict.fromkeys(seeds))
