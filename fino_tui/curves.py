@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fino.analysis.curves import align
 from fino.analysis.groups import group_runs
-from fino.cli.plot import align
 from fino.store.models import Run
 from fino.store.queries import Series
 

@@ -16,6 +16,7 @@ from fino.cli.queue import queue_app
 from fino.cli.report import report
 from fino.cli.run import run
 from fino.cli.runs import runs_app
+from fino.cli.study import study_app
 from fino.cli.tune import tune_app
 from fino.cli.worker import worker
 
@@ -41,6 +42,7 @@ app.command()(report)
 app.command()(plot)
 app.command()(export)
 app.add_typer(tune_app, name="tune")
+app.add_typer(study_app, name="study")
 
 
 if __name__ == "__main__":

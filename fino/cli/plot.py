@@ -3,7 +3,6 @@ with a shaded confidence band."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -12,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from fino.analysis.curves import align, band
 from fino.cli.common import fail
 from fino.cli.options import DbOption, RunIdsArg
 from fino.cli.readout import check_key, read_store, train_setting, user_errors
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from fino.store.queries import Series
 
 MAX_POINTS = 2_000  # per run line: about two points per pixel column of a wide figure
-GRID_POINTS = 200  # common grid for keys logged at different steps per seed
 
 
 def plot(
@@ -133,28 +132,3 @@ def _plot_group(ax: Axes, group: Group, data: dict[int, Series], label: str,
         return (f"{label}: mean drawn up to step {int(steps[-1]):,} where "
                 f"{', '.join(ends) or 'a run'} ends (--no-group shows each run)")
     return None
-
-
-def align(curves: Sequence[Series]) -> tuple[np.ndarray, np.ndarray] | None:
-    """(steps, runs x steps values) on the steps every run has (evaluations of seeds of one
-    config share them); otherwise interpolated on a grid over the steps all runs cover."""
-    common = curves[0][0]
-    for steps, _ in curves[1:]:
-        common = np.intersect1d(common, steps)
-    if len(common) >= 2 or (len(curves) == 1 and len(common)):
-        rows = [values[np.searchsorted(steps, common)] for steps, values in curves]
-        return common, np.vstack(rows)
-    lo = max(float(steps[0]) for steps, _ in curves)
-    hi = min(float(steps[-1]) for steps, _ in curves)
-    if hi <= lo:
-        return None
-    grid = np.linspace(lo, hi, GRID_POINTS)
-    return grid, np.vstack([np.interp(grid, steps, values) for steps, values in curves])
-
-
-def band(matrix: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
-    """Column-wise mean and Student-t half-width (NaN where fewer than two seeds)."""
-    from fino.analysis.stats import mean_ci
-
-    stats = [mean_ci(column, confidence) for column in matrix.T]
-    return np.array([s[0] for s in stats]), np.array([s[1] for s in stats])

@@ -1,0 +1,92 @@
+"""`fino study`: the reproduction study on the queue (run it, then report what seeds show)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from fino.cli.common import fail, open_store
+from fino.cli.options import DbOption
+
+study_app = typer.Typer(help="The reproduction study: queue its runs, report the results.",
+                        no_args_is_help=True)
+console = Console(stderr=True)
+PlanArg = Annotated[Path, typer.Argument(help="The study plan (e.g. benchmarks/study.toml).")]
+BudgetOption = Annotated[str, typer.Option(help="Budget of the plan: cpu or paper.")]
+
+
+@study_app.command("run")
+def run(
+    plan_file: PlanArg,
+    budget: BudgetOption = "cpu",
+    workers: Annotated[int, typer.Option(
+        help="Serve the study's runs with this many local jobs until they are done "
+             "(0: only queue them).")] = 2,
+    dataset_dir: Annotated[str | None, typer.Option(help="OGBench dataset folder.")] = None,
+    db: DbOption = None,
+) -> None:
+    """Queue every run of the plan not queued yet (rerunning continues the study), generate
+    missing datasets, and serve the runs.
+
+    Example: fino study run benchmarks/study.toml --budget cpu --workers 2
+    """
+    from fino.cli.demo import ensure_dataset
+    from fino.launch.local import LocalExecutor
+    from fino.launch.worker import Worker
+    from fino.store.queue import add_runs
+    from fino.study.plan import PlanError, load_plan
+    from fino.study.report import study_runs, study_tags
+
+    try:
+        plan = load_plan(plan_file)
+        configs = plan.configs(budget)
+    except (PlanError, ValueError) as exc:
+        fail(str(exc))
+    store = open_store(db)
+    existing = study_runs(store, plan, budget)
+    todo = [(m, c) for _, m, c in configs if (c.task.name, m, c.seed) not in existing]
+    for task in dict.fromkeys(c.task.name for _, _, c in configs):
+        ensure_dataset(task, plan.episodes, dataset_dir)
+    ids = []
+    for method, config in todo:
+        ids += add_runs(store, [config], tags=study_tags(plan, budget, method))
+    console.print(f"study {plan.name} ({budget}): {len(configs)} runs, {len(existing)} already "
+                  f"in {store}, {len(ids)} queued now")
+    if workers:
+        mine = [r.id for r in study_runs(store, plan, budget).values()]
+        Worker(store, LocalExecutor(), jobs=workers, until_empty=True, only=mine,
+               log=console.log).run()
+        console.print(f"done; `fino study report {plan_file} --budget {budget}` writes the report")
+
+
+@study_app.command("report")
+def report(
+    plan_file: PlanArg,
+    budget: BudgetOption = "cpu",
+    out: Annotated[Path | None, typer.Option(
+        help="Folder for report.md and the PNGs (default benchmarks/results/NAME-BUDGET).")
+    ] = None,
+    dataset_dir: Annotated[str | None, typer.Option(help="OGBench dataset folder.")] = None,
+    db: DbOption = None,
+) -> None:
+    """Write the markdown report (table, claims, learning curves) from the runs in the store.
+
+    Example: fino study report benchmarks/study.toml --budget cpu
+    """
+    from fino.study.plan import PlanError, load_plan
+    from fino.study.report import study_runs, write_report
+
+    try:
+        plan = load_plan(plan_file)
+    except PlanError as exc:
+        fail(str(exc))
+    store = open_store(db)
+    if not study_runs(store, plan, budget):
+        fail(f"no runs of study {plan.name} (budget {budget}) in {store}; run "
+             f"`fino study run {plan_file} --budget {budget}` first")
+    path = write_report(store, plan, budget,
+                        out or Path("benchmarks/results") / f"{plan.name}-{budget}", dataset_dir)
+    typer.echo(str(path))

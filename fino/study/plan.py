@@ -1,0 +1,87 @@
+"""A study plan from TOML: tasks, methods (named config changes), seeds and a budget."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fino.backends.base import TaskConfig
+from fino.train.config import RunConfig
+from fino.train.presets import build_run_config, parse_seeds
+
+
+class PlanError(ValueError):
+    """A plan file that cannot be used; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    algo: str  # fino | fql
+    sets: tuple[str, ...]  # --set items that make this method
+    description: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    path: Path
+    tasks: tuple[str, ...]
+    methods: tuple[Method, ...]
+    seeds: tuple[int, ...]
+    preset: str
+    budgets: dict[str, tuple[str, ...]]  # budget name -> --set items (cpu, paper)
+    episodes: int  # dataset episodes to generate when missing
+
+    def configs(self, budget: str) -> list[tuple[str, str, RunConfig]]:
+        """(task, method, config) for every run of the plan at `budget`."""
+        if budget not in self.budgets:
+            raise PlanError(f"{self.path}: no budget {budget!r}; it has {sorted(self.budgets)}")
+        out = []
+        for task in self.tasks:
+            for method in self.methods:
+                for seed in self.seeds:
+                    sets = [*self.budgets[budget], *method.sets]
+                    config = build_run_config(TaskConfig(task), preset=self.preset,
+                                              algo=method.algo, seed=seed, overrides=sets)
+                    out.append((task, method.name, config))
+        return out
+
+
+def load_plan(path: Path) -> Plan:
+    try:
+        data: dict[str, Any] = tomllib.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise PlanError(f"study plan {path} does not exist") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise PlanError(f"{path}: not valid TOML: {exc}") from exc
+    allowed = {"name", "tasks", "seeds", "preset", "episodes", "budgets", "methods"}
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise PlanError(f"{path}: unknown key(s) {unknown}; allowed {sorted(allowed)}")
+    for key in ("name", "tasks", "methods", "budgets"):
+        if key not in data:
+            raise PlanError(f"{path}: missing {key!r}")
+    methods = []
+    for name, spec in data["methods"].items():
+        extra = sorted(set(spec) - {"algo", "set", "description"})
+        if extra:
+            raise PlanError(f"{path} [methods.{name}]: unknown key(s) {extra}")
+        methods.append(Method(name, spec.get("algo", "fino"), tuple(spec.get("set", [])),
+                              spec.get("description", "")))
+    try:
+        seeds = tuple(parse_seeds(str(data.get("seeds", "0-4"))))
+    except ValueError as exc:
+        raise PlanError(f"{path}: {exc}") from exc
+    plan = Plan(name=data["name"], path=path, tasks=tuple(data["tasks"]),
+                methods=tuple(methods), seeds=seeds, preset=data.get("preset", "quick"),
+                budgets={k: tuple(v) for k, v in data["budgets"].items()},
+                episodes=int(data.get("episodes", 100)))
+    for budget in plan.budgets:  # every run must build: fail before anything is queued
+        try:
+            plan.configs(budget)
+        except ValueError as exc:
+            raise PlanError(f"{path} (budget {budget}): {exc}") from exc
+    return plan

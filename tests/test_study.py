@@ -1,0 +1,69 @@
+"""`fino study`: a tiny real plan queued, served, reported; rerunning queues nothing new."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from fino.backends.datagen.generate import generate_dataset
+from fino.cli.main import app
+from fino.study.plan import PlanError, load_plan
+
+TINY = ["train.offline_steps=40", "train.online_steps=40", "train.eval_interval=20",
+        "train.eval_episodes=2", "train.eval_envs=2", "train.compile=false",
+        "train.log_interval=20", "train.save_interval=40", "train.threads=1",
+        "agent.actor_hidden_dims=[16]", "agent.value_hidden_dims=[16]", "agent.batch_size=16",
+        "agent.entropy_samples=8", "agent.entropy_states=4",
+        "task.options={max_episode_steps=20}"]
+
+
+def write_plan(path: Path, data_dir: Path) -> Path:
+    sets = [*TINY, f'task.dataset_dir="{data_dir}"']
+    path.write_text(
+        'name = "tiny"\ntasks = ["cube-single-play-singletask-task2-v0"]\nseeds = "0-1"\n'
+        f"preset = \"quick\"\n[budgets]\ncpu = {sets!r}\n".replace("'", "'")
+        + '[methods.fino]\ndescription = "FINO"\n'
+        + '[methods.fql]\nalgo = "fql"\ndescription = "FQL"\n'
+        + '[methods.fino-noise-only]\nset = ["agent.exploration=\\"none\\""]\n')
+    return path
+
+
+def test_a_tiny_study_runs_and_reports(tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    generate_dataset("cube-single-play-v0", episodes=3, episode_length=61, out_dir=data,
+                     workers=1)
+    plan = write_plan(tmp_path / "plan.toml", data)
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    db = str(tmp_path / "experiments.db")
+    first = runner.invoke(app, ["study", "run", str(plan), "--dataset-dir", str(data),
+                                "--db", db])
+    assert first.exit_code == 0, first.output
+    assert "6 queued now" in first.output
+    again = runner.invoke(app, ["study", "run", str(plan), "--workers", "0",
+                                "--dataset-dir", str(data), "--db", db])
+    assert again.exit_code == 0 and "6 already" in again.output and "0 queued" in again.output
+    out = tmp_path / "results"
+    report = runner.invoke(app, ["study", "report", str(plan), "--out", str(out),
+                                 "--dataset-dir", str(data), "--db", db])
+    assert report.exit_code == 0, report.output
+    text = (out / "report.md").read_text()
+    assert "| task | fino | fql | fino-noise-only |" in text
+    assert "| cube-single-play-singletask-task2-v0 |" in text
+    assert "runs by status: done 6" in text
+    assert "FINO ≥ FQL online" in text and "transitions (3 episodes)" in text
+    assert (out / "cube-single-play.png").stat().st_size > 10_000
+
+
+def test_bad_plans_are_clear_errors(tmp_path):
+    bad = tmp_path / "p.toml"
+    bad.write_text('name = "x"\ntasks = ["cube-sigle"]\n[budgets]\ncpu = []\n[methods.fino]\n')
+    with pytest.raises(PlanError, match="unknown task"):
+        load_plan(bad)
+    bad.write_text('name = "x"\ntasks = ["cube-single"]\n[budgets]\ncpu = ["agent.alpah=1"]\n'
+                   "[methods.fino]\n")
+    with pytest.raises(PlanError, match="alpah"):
+        load_plan(bad)
+    assert len(load_plan(Path("benchmarks/study.toml")).configs("cpu")) == 100
