@@ -27,7 +27,9 @@ class TrainConfig:
     save_interval: int = 100_000
     balanced: bool = False  # RLPD-style 50/50 offline/online batches instead of uniform
     buffer_size: int | None = None  # None: max(1.5M, |D| + 1)
-    eval_envs: int = 25  # evaluation episodes stepped in lockstep (batched greedy acting)
+    # Evaluation episodes stepped in lockstep (one batched greedy act per step). Not more: an
+    # OGBench cube env instance holds ~180 MB (measured), so 25 of them would take 4.5 GB.
+    eval_envs: int = 5
     compile: bool = True
     precision: Literal["fp32", "bf16"] = "fp32"
     matmul: Literal["auto", "ieee", "onednn"] = "auto"
