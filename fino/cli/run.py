@@ -144,7 +144,7 @@ def run(
         if run_id is not None:
             config, run_dir, is_resume, sinks = _from_store(run_id, db)
         elif resume is not None:
-            run_dir = resume
+            run_dir, is_resume = resume, True
             config_file = run_dir / CONFIG_NAME
             if not config_file.exists():
                 raise ConfigError(f"{run_dir} is not a run folder (no {CONFIG_NAME})")
@@ -159,12 +159,10 @@ def run(
                 train_overrides={"offline_steps": offline_steps, "online_steps": online_steps,
                                  "eval_interval": eval_interval, "eval_episodes": eval_episodes,
                                  "balanced": balanced, "threads": threads})
-            run_dir = out or default_run_dir(config)
+            run_dir, is_resume = out or default_run_dir(config), False
             if (run_dir / CONFIG_NAME).exists():
                 raise ConfigError(f"{run_dir} already holds a run; continue it with "
                                   f"`fino run --resume {run_dir}` or choose another --out")
-        if run_id is None:
-            is_resume = resume is not None
         if not quiet:
             console.print(f"[bold]{config.algo}[/] on [bold]{config.task.name}[/] "
                           f"(preset {config.preset}, seed {config.seed}) -> {run_dir}")

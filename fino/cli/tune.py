@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -120,7 +121,7 @@ def tune(
                   f"{base.task.name}, tuning {', '.join(p.name for p in params)}; Optuna "
                   f"storage {optuna_storage}, runs in {store}")
     children = [subprocess.Popen([sys.executable, "-m", "fino.cli.main", "worker",
-                                  "--jobs", "1"], env={**_env(), "FINO_DB_URL": store.url},
+                                  "--jobs", "1"], env={**os.environ, "FINO_DB_URL": store.url},
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 for _ in range(workers)]
     previous = signal.signal(signal.SIGINT, lambda *_: orchestrator.request_stop())
@@ -138,12 +139,6 @@ def tune(
     if progress.complete + progress.pruned < trials:
         console.print(f"[yellow]stopped early; run the same command to continue {name}")
         raise typer.Exit(130)
-
-
-def _env() -> dict[str, str]:
-    import os
-
-    return dict(os.environ)
 
 
 @tune_app.command("show")

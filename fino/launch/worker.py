@@ -132,8 +132,9 @@ class Worker:
                 self.log(f"database error ({type(exc).__name__}); retrying")
             self._reap_children()
             if self._stopping and not stop_sent:
+                reason = "cancelled" if self.on_interrupt == "cancel" else "requeue"
                 for a in self.active.values():
-                    self._stop_child(a, self.on_interrupt)
+                    self._stop_child(a, reason)
                 stop_sent = True
             if self.on_tick:
                 self.on_tick()
@@ -203,7 +204,7 @@ class Worker:
         store, run_id = self.store, a.run_id
         if a.stop_reason == "disowned":
             return "disowned"
-        if a.stop_reason == "cancelled" or (a.stop_reason and self.on_interrupt == "cancel"):
+        if a.stop_reason == "cancelled":
             queue.transition(store, run_id, ("running",), "cancelled", exit_code=code,
                              message=f"stopped on request (exit code {code})")
             status = "cancelled"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +29,6 @@ class QueueError(ValueError):
 def run_name(config: RunConfig) -> str:
     short = config.task.name.replace("/", "_").replace("-singletask", "")
     return f"{short}-{config.algo}-s{config.seed}"
-
-
-def as_utc(moment: datetime | None) -> datetime | None:
-    """SQLite returns naive datetimes; everything stored is UTC."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
 
 
 def add_runs(
