@@ -123,6 +123,17 @@ def test_resume_after_an_interruption_continues_exactly(tmp_path, task, dataset_
     assert again == strip  # nothing lost, nothing duplicated
 
 
+def test_evaluation_never_moves_the_training_stream(tmp_path, task, dataset_dir):
+    # Evaluating with 1 or 2 envs in lockstep (a different batch of greedy draws) must leave
+    # training bit-identical: evaluation draws its candidates from a generator of its own.
+    one = Trainer(tiny_config(dataset_dir, eval_envs=1), tmp_path / "one", task=task)
+    two = Trainer(tiny_config(dataset_dir, eval_envs=2), tmp_path / "two", task=task)
+    one.run()
+    two.run()
+    for p, q in zip(one.agent.onestep.parameters(), two.agent.onestep.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
 def test_resume_in_the_online_phase_keeps_counters_and_online_data(tmp_path, task, dataset_dir):
     config = tiny_config(dataset_dir)
     stopper = StopAt(90)

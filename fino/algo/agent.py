@@ -223,23 +223,24 @@ class FinoAgent:
     # ---- §4 acting ----------------------------------------------------------------------------
 
     @torch.inference_mode()
-    def act(self, obs: Tensor, greedy: bool = False) -> Tensor:
+    def act(self, obs: Tensor, greedy: bool = False,
+            generator: torch.Generator | None = None) -> Tensor:
         """Actions for observations (B, obs_dim) or (obs_dim,): greedy (evaluation) or by the
-        `exploration` rule (see `select`; `none` is one plain one-step sample, as FQL acts)."""
+        `exploration` rule (see `select`; `none` is one plain one-step sample, as FQL acts).
+        Draws come from `generator` when given (evaluation passes its own, so that evaluating
+        never moves the training stream), else from the agent's."""
         single = obs.dim() == 1
         obs = obs.to(self.device, torch.float32).reshape(-1, self.obs_dim)
-        actions = self._select(obs, greedy)
+        mode = "greedy" if greedy else self.config.exploration
+        draws = self.draw_act_noise(obs.shape[0], mode, generator)
+        actions = self._select_fn(obs, draws, self._beta_tensor(), mode)
         return actions[0] if single else actions
 
-    def _select(self, obs: Tensor, greedy: bool) -> Tensor:
-        mode = "greedy" if greedy else self.config.exploration
-        draws = self.draw_act_noise(obs.shape[0], mode)
-        return self._select_fn(obs, draws, self._beta_tensor(), mode)
-
-    def draw_act_noise(self, n: int, mode: str) -> ActNoise:
+    def draw_act_noise(self, n: int, mode: str,
+                       generator: torch.Generator | None = None) -> ActNoise:
         """The random draws of acting for n observations in `mode`."""
         k = 1 if mode == "none" else self.config.num_candidates  # K iid candidates, one kept
-        g, dev, d = self.generator, self.device, self.action_dim
+        g, dev, d = generator or self.generator, self.device, self.action_dim
         z = torch.randn(n, k, d, generator=g, device=dev)
         u = torch.rand(n, k, generator=g, device=dev) if mode == "entropy_guided" else None
         noise = torch.randn(n, d, generator=g, device=dev) if mode == "action_noise" else None

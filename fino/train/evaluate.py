@@ -61,10 +61,17 @@ def evaluate(
                       length=float(np.mean(lengths)), scores=scores)
 
 
-def greedy_actor(agent: object) -> Callable[[np.ndarray], np.ndarray]:
-    """The agent's greedy (argmax-Q candidate) action for a batch of observations."""
+def greedy_actor(agent: object, seed: int) -> Callable[[np.ndarray], np.ndarray]:
+    """The agent's greedy (argmax-Q candidate) action for a batch of observations.
+
+    The candidates' noise comes from a generator of its own seeded with `seed`: evaluation is
+    reproducible and leaves the agent's training stream untouched (so neither the number of
+    evaluation envs nor the number of episodes changes what training does)."""
+    generator = torch.Generator(agent.device).manual_seed(seed)
+
     def act(obs: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            out = agent.act(torch.as_tensor(obs, dtype=torch.float32), greedy=True)
+            out = agent.act(torch.as_tensor(obs, dtype=torch.float32), greedy=True,
+                            generator=generator)
         return out.cpu().numpy()
     return act

@@ -242,7 +242,8 @@ class Trainer:
         if self.progress:
             self.progress.on_message(f"evaluating at step {self.step}")
         started = time.perf_counter()
-        result = evaluate(greedy_actor(self.agent), self.task, self._eval_envs,
+        actor = greedy_actor(self.agent, seed=seed_for(self.config.seed, 2, self.step))
+        result = evaluate(actor, self.task, self._eval_envs,
                           tc.eval_episodes, seed=seed_for(self.config.seed, 1, 0))
         metrics = {**result.metrics(), "eval/seconds": time.perf_counter() - started}
         metrics.update(self._entropy_and_beta(update_beta=False))
