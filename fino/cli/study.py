@@ -25,6 +25,10 @@ def run(
     workers: Annotated[int, typer.Option(
         help="Serve the study's runs with this many local jobs until they are done "
              "(0: only queue them).")] = 2,
+    task: Annotated[list[str] | None, typer.Option(
+        help="Only this task of the plan (repeatable; default: all).")] = None,
+    method: Annotated[list[str] | None, typer.Option(
+        help="Only this method of the plan (repeatable; default: all).")] = None,
     dataset_dir: Annotated[str | None, typer.Option(help="OGBench dataset folder.")] = None,
     db: DbOption = None,
 ) -> None:
@@ -32,17 +36,18 @@ def run(
     missing datasets, and serve the runs.
 
     Example: fino study run benchmarks/study.toml --budget cpu --workers 2
+    Part of it: fino study run benchmarks/study.toml --task cube-single --method fino
     """
     from fino.cli.demo import ensure_dataset
     from fino.launch.local import LocalExecutor
     from fino.launch.worker import Worker
     from fino.store.queue import add_runs
-    from fino.study.plan import PlanError, load_plan
+    from fino.study.plan import PlanError, load_plan, select_part
     from fino.study.report import study_runs, study_tags
 
     try:
         plan = load_plan(plan_file)
-        configs = plan.configs(budget)
+        configs = select_part(plan, plan.configs(budget), task or [], method or [])
     except (PlanError, ValueError) as exc:
         fail(str(exc))
     store = open_store(db)
@@ -53,10 +58,11 @@ def run(
     ids = []
     for method, config in todo:
         ids += add_runs(store, [config], tags=study_tags(plan, budget, method))
-    console.print(f"study {plan.name} ({budget}): {len(configs)} runs, {len(existing)} already "
-                  f"in {store}, {len(ids)} queued now")
+    console.print(f"study {plan.name} ({budget}): {len(configs)} runs selected, "
+                  f"{len(configs) - len(todo)} already in {store}, {len(ids)} queued now")
     if workers:
-        mine = [r.id for r in study_runs(store, plan, budget).values()]
+        wanted = {(c.task.name, m, c.seed) for _, m, c in configs}
+        mine = [r.id for k, r in study_runs(store, plan, budget).items() if k in wanted]
         Worker(store, LocalExecutor(), jobs=workers, until_empty=True, only=mine,
                log=console.log).run()
         console.print(f"done; `fino study report {plan_file} --budget {budget}` writes the report")

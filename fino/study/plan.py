@@ -50,6 +50,20 @@ class Plan:
         return out
 
 
+def select_part(plan: Plan, configs: list[tuple[str, str, RunConfig]], tasks: list[str],
+                methods: list[str]) -> list[tuple[str, str, RunConfig]]:
+    """The runs of `configs` on `tasks` with `methods` (empty: all); unknown names refused."""
+    unknown = sorted(set(tasks) - set(plan.tasks))
+    if unknown:
+        raise PlanError(f"{plan.path}: no task(s) {unknown}; the plan has {list(plan.tasks)}")
+    names = [m.name for m in plan.methods]
+    unknown = sorted(set(methods) - set(names))
+    if unknown:
+        raise PlanError(f"{plan.path}: no method(s) {unknown}; the plan has {names}")
+    return [(task, method, config) for task, method, config in configs
+            if (not tasks or task in tasks) and (not methods or method in methods)]
+
+
 def load_plan(path: Path) -> Plan:
     try:
         data: dict[str, Any] = tomllib.loads(path.read_text())
