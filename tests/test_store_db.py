@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -235,6 +237,23 @@ def test_a_file_that_is_not_a_database_is_refused_unchanged(tmp_path: Path) -> N
         Store(str(path))
     assert sha256(path) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["experiments.db"]
+
+
+def test_opening_a_second_store_keeps_the_locks_of_the_first(tmp_path: Path) -> None:
+    # Opening a Store must not open() + close() the file itself: that drops the POSIX locks of
+    # this process's open connections, so another process closing its connection believes it is
+    # the last one, checkpoints and deletes the WAL under them ("disk image is malformed").
+    path = tmp_path / "experiments.db"
+    first = Store(str(path))
+    with first.write() as session:
+        session.execute(text("CREATE TABLE notes (x)"))
+    with first.read() as session:  # a connection of this process stays open, in WAL mode
+        session.execute(text("SELECT count(*) FROM runs")).scalar()
+        Store(str(path))
+        code = f"import sqlite3; c = sqlite3.connect({str(path)!r}); " \
+               "c.execute('SELECT count(*) FROM runs').fetchone(); c.close()"
+        subprocess.run([sys.executable, "-c", code], check=True)
+        assert Path(f"{path}-wal").exists()  # the other process saw it was not the last
 
 
 def test_a_missing_directory_is_refused_and_nothing_is_created(tmp_path: Path) -> None:

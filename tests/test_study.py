@@ -38,10 +38,16 @@ def test_a_tiny_study_runs_and_reports(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     runner = CliRunner()
     db = str(tmp_path / "experiments.db")
+    part = runner.invoke(app, ["study", "run", str(plan), "--method", "fql", "--method", "fino",
+                               "--workers", "0", "--dataset-dir", str(data), "--db", db])
+    assert part.exit_code == 0 and "4 runs selected" in part.output
+    assert "4 queued now" in part.output
+    unknown = runner.invoke(app, ["study", "run", str(plan), "--method", "sac", "--db", db])
+    assert unknown.exit_code != 0 and "no method(s) ['sac']" in unknown.output
     first = runner.invoke(app, ["study", "run", str(plan), "--dataset-dir", str(data),
                                 "--db", db])
     assert first.exit_code == 0, first.output
-    assert "6 queued now" in first.output
+    assert "4 already" in first.output and "2 queued now" in first.output
     again = runner.invoke(app, ["study", "run", str(plan), "--workers", "0",
                                 "--dataset-dir", str(data), "--db", db])
     assert again.exit_code == 0 and "6 already" in again.output and "0 queued" in again.output

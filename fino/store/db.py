@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +20,6 @@ DEFAULT_URL = "sqlite:///experiments.db"
 ENV_VAR = "FINO_DB_URL"
 BUSY_TIMEOUT_MS = 30_000
 CONNECT_TIMEOUT_S = 5  # an unreachable server fails in seconds, not after the OS's TCP timeout
-SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 class StoreError(RuntimeError):
@@ -155,17 +155,33 @@ def _check_sqlite_file(parsed: URL, label: str) -> None:
     elif not path.parent.is_dir():
         problem = f"the directory {path.parent} does not exist"
     elif path.exists():
-        try:
-            with path.open("rb") as file:
-                header = file.read(len(SQLITE_HEADER))
-        except OSError as e:
-            problem = f"cannot read {path}: {e.strerror}"
-        else:
-            # An empty file is a valid empty database; anything else must carry the header.
-            if header and header != SQLITE_HEADER:
-                problem = f"file is not a database: {path} is not a SQLite file"
+        problem = _sqlite_probe(path)
     if problem:
         raise StoreError(f"cannot open the database {label}: {problem}")
+
+
+def _sqlite_probe(path: Path) -> str | None:
+    """Why SQLite cannot read `path`, or None; through SQLite itself, read-only.
+
+    Never open() and close() the file directly: closing any descriptor of a database file drops
+    every POSIX lock this process holds on it, those of open connections included, and another
+    process may then checkpoint and delete the WAL under them (sqlite.org/howtocorrupt.html §2.2).
+    """
+    try:
+        probe = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
+                                timeout=BUSY_TIMEOUT_MS / 1000)
+    except sqlite3.Error as e:
+        return f"cannot read {path}: {e}"
+    try:
+        probe.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.DatabaseError as e:
+        if "not a database" in str(e):
+            return f"file is not a database: {path} is not a SQLite file"
+        if "locked" not in str(e) and "busy" not in str(e):
+            return f"cannot read {path}: {e}"
+    finally:
+        probe.close()
+    return None
 
 
 def _reason(error: Exception, parsed: URL) -> str:
