@@ -1,4 +1,4 @@
-"""`fino bench`: the agent's throughput figures as JSON lines."""
+"""`fino bench`: the agent's throughput and FINO's overhead over FQL, as JSON lines and a table."""
 
 from __future__ import annotations
 
@@ -8,36 +8,84 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 
 def bench(
     shape: Annotated[list[str] | None, typer.Option(
-        help="Shapes to measure (repeatable): cube-double, humanoidmaze. Default: all.")] = None,
+        help="Observation/action shapes (repeatable): cube-double, humanoidmaze. "
+             "Default: cube-double.")] = None,
+    size: Annotated[list[str] | None, typer.Option(
+        help="Network sizes (repeatable): paper (4x512), quick (2x256). Default: both.")] = None,
+    device: Annotated[str, typer.Option(
+        help="auto (CUDA when present), cpu, cuda, cuda:N.")] = "auto",
     matmul: Annotated[str, typer.Option(
         help="fp32 matmul path: auto (oneDNN when it is fp32-exact), ieee, onednn.")] = "auto",
     eager_only: Annotated[bool, typer.Option(
-        help="Only the eager fp32 update (skip torch.compile and bf16).")] = False,
-    quick: Annotated[bool, typer.Option(help="Fewer repeats; skip the sklearn loop.")] = False,
+        help="Eager code only (no torch.compile, no bf16): fast, for a smoke test.")] = False,
+    quick: Annotated[bool, typer.Option(
+        help="Fewer repeats; skip the sklearn GMM loop and the extra paper-size variants.")
+    ] = False,
     output: Annotated[Path | None, typer.Option(help="Also append the JSON lines here.")] = None,
 ) -> None:
-    """Measure updates/s, acting latency and the entropy update at the paper's network size."""
-    from fino.bench import SHAPES, run_benchmark  # torch: only when the command runs
+    """Measure updates/s, acting latency, the entropy update, and FINO's cost over FQL per
+    update and per online step. JSON lines on stdout, a table on stderr.
+
+    Example: fino bench --size quick --output bench.jsonl
+    """
+    from fino.bench import SHAPES, SIZES, run_benchmark  # torch: only when the command runs
 
     err = Console(stderr=True)
-    shapes = shape or list(SHAPES)
-    unknown = [s for s in shapes if s not in SHAPES]
-    if unknown:
-        raise typer.BadParameter(f"unknown shape(s) {unknown}; known: {', '.join(SHAPES)}")
-    figures = run_benchmark(
-        shapes, matmul=matmul,
-        variants=((False, "fp32"),) if eager_only else ((False, "fp32"), (True, "fp32"),
-                                                         (True, "bf16")),
-        calls=10 if quick else 20, repeats=3 if quick else 5, sklearn=not quick)
-    with err.status("benchmarking…") as status:
-        for figure in figures:
-            line = json.dumps(figure.as_dict())
-            typer.echo(line)
-            if output is not None:
-                with output.open("a") as f:
-                    f.write(line + "\n")
-            status.update(f"benchmarking… last: {figure.figure} {figure.shape} {figure.variant}")
+    shapes = shape or ["cube-double"]
+    sizes = tuple(size or SIZES)
+    for given, known, what in ((shapes, SHAPES, "shape"), (sizes, SIZES, "size")):
+        unknown = [s for s in given if s not in known]
+        if unknown:
+            raise typer.BadParameter(f"unknown {what}(s) {unknown}; known: {', '.join(known)}")
+    try:
+        figures = run_benchmark(shapes, sizes=sizes, device=device, matmul=matmul,
+                                compile=not eager_only, extra_variants=not quick,
+                                calls=10 if quick else 20, repeats=3 if quick else 5,
+                                sklearn=not quick)
+        rows = []
+        with err.status("benchmarking…") as status:
+            for figure in figures:
+                line = json.dumps(figure.as_dict())
+                typer.echo(line)
+                if output is not None:
+                    with output.open("a") as f:
+                        f.write(line + "\n")
+                rows.append(figure)
+                status.update(f"benchmarking… last: {figure.figure} {figure.shape} "
+                              f"{figure.extra.get('size', '')} {figure.extra.get('algo', '')}")
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    err.print(summary_table(rows))
+
+
+def summary_table(figures: list) -> Table:
+    """One row per (shape, size): FINO and FQL side by side, and the ratios."""
+    table = Table(title="fino bench (median of repeats)")
+    table.caption = ("×: FINO / FQL; a step = update + exploring act (+ FINO's entropy update "
+                     "amortised over the preset's interval)")
+    for column in ("shape", "size", "upd/s FINO", "upd/s FQL", "act ms FINO", "act ms FQL",
+                   "entropy s", "× update", "× step"):
+        table.add_column(column, justify="left" if column in ("shape", "size") else "right")
+    keys = dict.fromkeys((f.shape, f.extra["size"]) for f in figures if "size" in f.extra)
+
+    def get(shape: str, size: str, name: str, algo: str | None = None) -> str:
+        for f in figures:
+            # The first figure of a kind is the main setting (extra variants come after it).
+            if f.figure == name and f.shape == shape and f.extra.get("size") == size and (
+                    algo is None or f.extra.get("algo") == algo):
+                return f"{f.value:.3g}" if f.unit != "ratio" else f"{f.value:.2f}"
+        return "–"
+
+    for shape, size in keys:
+        table.add_row(shape, size, get(shape, size, "updates_per_second", "fino"),
+                      get(shape, size, "updates_per_second", "fql"),
+                      get(shape, size, "act_ms", "fino"), get(shape, size, "act_ms", "fql"),
+                      get(shape, size, "entropy_update_seconds"),
+                      get(shape, size, "fino_over_fql_update"),
+                      get(shape, size, "fino_over_fql_online_step"))
+    return table

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -76,12 +76,15 @@ class Trainer:
         if tc.threads:
             torch.set_num_threads(tc.threads)
         configure_matmul(tc.matmul)
+        owns_task = task is None
         self.task = task or load_task(config.task)
         spec = self.task.spec
         self.agent = FinoAgent(spec.obs_dim, spec.action_dim, config.agent, seed=config.seed,
                                device=tc.device, compile=tc.compile, precision=tc.precision)
         self.buffer = ReplayBuffer(self.task.train_dataset, capacity=tc.buffer_size,
                                    balanced=tc.balanced, seed=config.seed)
+        if owns_task:  # the buffer holds the offline rows now: the arrays would be a second copy
+            self.task = replace(self.task, train_dataset={}, val_dataset=None)
         self.progress = progress
         self.step = 0
         self.env_steps = 0
