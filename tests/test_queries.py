@@ -160,6 +160,21 @@ def test_run_events_are_oldest_first(seeded: Seeded) -> None:
     assert [e.new_status for e in events] == ["queued", "running", "failed"]
 
 
+def test_welch_difference_matches_scipys_welch_interval() -> None:
+    from scipy.stats import ttest_ind
+
+    from fino.analysis.stats import welch_difference
+
+    a, b = [38.0, 52.0, 44.0, 61.0, 30.0], [48.0, 70.0, 66.0, 40.0, 58.0]
+    diff, half, dof = welch_difference(a, b)
+    assert dof == pytest.approx(ttest_ind(a, b, equal_var=False).df)
+    ci = ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    assert diff == pytest.approx(np.mean(a) - np.mean(b))
+    assert (diff - half, diff + half) == pytest.approx((ci.low, ci.high), rel=1e-9)
+    assert math.isnan(welch_difference([1.0], b)[0])  # one seed has no spread
+    assert welch_difference([5.0, 5.0], [3.0, 3.0])[:2] == (2.0, 0.0)
+
+
 def test_mean_ci_matches_the_hand_computed_student_t_interval() -> None:
     mean, half, n = mean_ci([60.0, 70.0, 80.0])
     assert (mean, n) == (70.0, 3)

@@ -30,6 +30,26 @@ def mean_ci(values: Iterable[float], confidence: float = 0.95) -> tuple[float, f
     return mean, half, n
 
 
+def welch_difference(a: Iterable[float], b: Iterable[float], confidence: float = 0.95
+                     ) -> tuple[float, float, float]:
+    """(mean(a) − mean(b), half-width of its Welch interval, degrees of freedom).
+
+    Two independent samples with unequal variances (Welch–Satterthwaite); nan with fewer than
+    two finite values on a side. Both samples without spread: the half-width is 0."""
+    x = np.asarray([v for v in a if v is not None and math.isfinite(v)], dtype=np.float64)
+    y = np.asarray([v for v in b if v is not None and math.isfinite(v)], dtype=np.float64)
+    if len(x) < 2 or len(y) < 2:
+        return math.nan, math.nan, math.nan
+    diff = float(x.mean() - y.mean())
+    vx, vy = x.var(ddof=1) / len(x), y.var(ddof=1) / len(y)
+    if vx + vy == 0:
+        return diff, 0.0, float(len(x) + len(y) - 2)
+    dof = (vx + vy) ** 2 / (vx**2 / (len(x) - 1) + vy**2 / (len(y) - 1))
+    from scipy.stats import t
+
+    return diff, float(t.ppf((1 + confidence) / 2, dof) * math.sqrt(vx + vy)), float(dof)
+
+
 @dataclass(frozen=True)
 class RunScores:
     """One run's scores on one key; None where the run has no such evaluation."""

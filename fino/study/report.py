@@ -13,7 +13,7 @@ import numpy as np
 from sqlalchemy import select
 
 from fino.analysis.curves import align, band
-from fino.analysis.stats import mean_ci, offline_and_final
+from fino.analysis.stats import mean_ci, offline_and_final, welch_difference
 from fino.store.db import Store
 from fino.store.models import Run
 from fino.store.queries import series_many
@@ -48,6 +48,7 @@ class Cell:
     offline: tuple[float, float, int]
     online: tuple[float, float, int]
     curves: list
+    per_seed: dict[int, tuple[float | None, float | None]]  # seed -> (offline, final)
 
 
 def summarise(store: Store, plan: Plan, budget: str) -> dict[tuple[str, str], Cell]:
@@ -60,35 +61,56 @@ def summarise(store: Store, plan: Plan, budget: str) -> dict[tuple[str, str], Ce
     tasks = list(dict.fromkeys(r.task for r in sorted(runs.values(), key=lambda r: r.id)))
     for task in tasks:
         for method in plan.methods:
-            picked = [r for (t, m, _), r in done.items() if t == task and m == method.name]
-            scores = [offline_and_final(zip(*(a.tolist() for a in series[r.id]), strict=True),
-                                        r.config["train"]["offline_steps"])
-                      for r in picked if r.id in series]
+            picked = sorted((r for (t, m, _), r in done.items() if t == task and m == method.name),
+                            key=lambda r: r.seed)
+            scores = {r.seed: offline_and_final(
+                zip(*(a.tolist() for a in series[r.id]), strict=True),
+                r.config["train"]["offline_steps"]) for r in picked if r.id in series}
             cells[(task, method.name)] = Cell(
-                offline=mean_ci([s.offline for s in scores if s.offline is not None]),
-                online=mean_ci([s.final for s in scores if s.final is not None]),
-                curves=[series[r.id] for r in picked if r.id in series])
+                offline=mean_ci([s.offline for s in scores.values() if s.offline is not None]),
+                online=mean_ci([s.final for s in scores.values() if s.final is not None]),
+                curves=[series[r.id] for r in picked if r.id in series],
+                per_seed={seed: (s.offline, s.final) for seed, s in scores.items()})
     return cells
 
 
-def _fmt(stat: tuple[float, float, int]) -> str:
+def _fmt(stat: tuple[float, float, int], planned: int = 0) -> str:
+    """mean ± 95% CI; the number of seeds when fewer than planned."""
     mean, half, n = stat
     if n == 0:
         return "–"
-    return f"{mean:.1f} ± {half:.1f}" if n > 1 else f"{mean:.1f} (n=1)"
+    text = f"{mean:.1f} ± {half:.1f}" if n > 1 else f"{mean:.1f}"
+    return text + (f" (n={n})" if n < planned or n == 1 else "")
 
 
-def _compare(a: tuple[float, float, int], b: tuple[float, float, int], name_a: str,
-             name_b: str) -> str:
-    """A verdict that never claims more than the intervals show."""
-    (ma, ha, na), (mb, hb, nb) = a, b
-    if na < 2 or nb < 2:
-        return "not enough seeds"
-    if ma - ha > mb + hb:
-        return f"{name_a} higher (intervals disjoint)"
-    if mb - hb > ma + ha:
-        return f"{name_b} higher (intervals disjoint)"
-    return f"inconclusive (intervals overlap; {name_a} {ma:.1f} vs {name_b} {mb:.1f})"
+def _scores(cell: Cell, which: int) -> list[float]:
+    """The seeds' offline (0) or final (1) scores."""
+    return [v[which] for v in cell.per_seed.values() if v[which] is not None]
+
+
+def _score(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0f}"
+
+
+def _minutes(run: Run) -> float | None:
+    if run.started_at is None or run.finished_at is None:
+        return None
+    return (run.finished_at - run.started_at).total_seconds() / 60
+
+
+def _compare(a: list[float], b: list[float], name_a: str, name_b: str) -> str:
+    """The difference of means with its 95% Welch interval, and a verdict that never claims
+    more than that interval shows."""
+    if len(a) < 2 or len(b) < 2:
+        return f"not enough seeds ({name_a} n={len(a)}, {name_b} n={len(b)})"
+    diff, half, _ = welch_difference(a, b)
+    text = (f"{name_a} {np.mean(a):.1f} vs {name_b} {np.mean(b):.1f}, difference "
+            f"{diff:+.1f} ± {half:.1f} (95% Welch CI, n={len(a)}/{len(b)})")
+    if diff - half > 0:
+        return f"{name_a} higher: {text}"
+    if diff + half < 0:
+        return f"{name_b} higher: {text}"
+    return f"inconclusive (the interval holds 0): {text}"
 
 
 def _machine() -> str:
@@ -155,8 +177,14 @@ def write_report(store: Store, plan: Plan, budget: str, out_dir: Path,
     out_dir.mkdir(parents=True, exist_ok=True)
     cells = summarise(store, plan, budget)
     runs = study_runs(store, plan, budget)
+    planned = {(c.task.name, m, c.seed) for _, m, c in plan.configs(budget)}
     tasks = list(dict.fromkeys(t for t, _ in cells))
     methods = [m.name for m in plan.methods]
+    seeds = len(plan.seeds)
+    done_runs = [r for r in runs.values() if r.status == "done"]
+    minutes = [m for m in map(_minutes, done_runs) if m is not None]
+    missing_tasks = [t for t in dict.fromkeys(c.task.name for _, _, c in plan.configs(budget))
+                     if t not in tasks]
     statuses: dict[str, int] = {}
     for run in runs.values():
         statuses[run.status] = statuses.get(run.status, 0) + 1
@@ -175,6 +203,12 @@ def write_report(store: Store, plan: Plan, budget: str, out_dir: Path,
         + ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())),
         "- Score: success rate (%) over the evaluation episodes; offline = last evaluation of "
         "the offline phase, online = last evaluation; mean ± 95% Student-t CI over seeds.",
+        f"- Coverage: {len(done_runs)} of the plan's {len(planned)} runs are done"
+        + (f"; not run: {', '.join(missing_tasks)} (every method)" if missing_tasks else "")
+        + ". Cells with fewer seeds say n; a missing cell (–) was not run.",
+        *([f"- Cost: a run took {np.median(minutes):.1f} min (median of {len(minutes)}; "
+           f"{min(minutes):.1f}–{max(minutes):.1f}) wall-clock, runs side by side"]
+          if minutes else []),
         "",
         "## Datasets",
         "",
@@ -190,9 +224,19 @@ def write_report(store: Store, plan: Plan, budget: str, out_dir: Path,
         "|---|" + "---|" * len(methods),
     ]
     for task in tasks:
-        row = [f"{_fmt(cells[(task, m)].offline)} → {_fmt(cells[(task, m)].online)}"
+        row = [f"{_fmt(cells[(task, m)].offline, seeds)} → {_fmt(cells[(task, m)].online, seeds)}"
                for m in methods]
         lines.append(f"| {task} | " + " | ".join(row) + " |")
+    lines += ["", "## Per seed: offline -> online", ""]
+    for task in tasks:
+        lines += [f"**{task}**", "", "| method | " + " | ".join(
+            f"seed {s}" for s in plan.seeds) + " |", "|---|" + "---|" * seeds]
+        for m in methods:
+            per_seed = cells[(task, m)].per_seed
+            lines.append(f"| {m} | " + " | ".join(
+                f"{_score(per_seed[s][0])} → {_score(per_seed[s][1])}" if s in per_seed
+                else "–" for s in plan.seeds) + " |")
+        lines.append("")
     lines += ["", "## The paper's qualitative claims, checked on these seeds", ""]
     checks = [("fino", "fql", "FINO ≥ FQL online"),
               ("fino", "fino-noise-only", "entropy guidance matters (FINO vs noise only)"),
@@ -202,11 +246,12 @@ def write_report(store: Store, plan: Plan, budget: str, out_dir: Path,
         lines.append("")
         if (task, "fino") in cells and (task, "fql") in cells:
             lines.append("- offline scores FINO vs FQL (the paper: equal): " + _compare(
-                cells[(task, "fino")].offline, cells[(task, "fql")].offline, "FINO", "FQL"))
+                _scores(cells[(task, "fino")], 0), _scores(cells[(task, "fql")], 0), "fino",
+                "fql"))
         for a, b, claim in checks:
             if (task, a) in cells and (task, b) in cells:
-                lines.append(f"- {claim}: " + _compare(cells[(task, a)].online,
-                                                       cells[(task, b)].online, a, b))
+                lines.append(f"- {claim}: " + _compare(_scores(cells[(task, a)], 1),
+                                                       _scores(cells[(task, b)], 1), a, b))
         lines.append("")
     lines += ["## Learning curves", ""]
     for task in tasks:
