@@ -268,6 +268,11 @@ def test_asking_for_cuda_without_it_is_a_clear_error():
         FinoAgent(6, 3, device="cuda")
 
 
+def test_auto_device_is_cuda_when_present_else_cpu():
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert FinoAgent(6, 3, device="auto").device.type == expected
+
+
 def test_compiled_update_matches_eager():
     eager, compiled = small_agent(seed=5), FinoAgent(6, 3, small_agent().config, seed=5,
                                                     compile=True)

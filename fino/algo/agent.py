@@ -353,6 +353,9 @@ def _finite(x: float) -> bool:
 
 
 def _checked_device(device: str | torch.device) -> torch.device:
+    """`auto` is CUDA when this machine has it, else the CPU."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"device={device}: CUDA is not available on this machine; use 'cpu'")
