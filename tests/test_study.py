@@ -64,6 +64,28 @@ def test_a_tiny_study_runs_and_reports(tmp_path, monkeypatch):
     assert "FINO ≥ FQL online" in text and "transitions (3 episodes)" in text
     assert (out / "cube-single-play.png").stat().st_size > 10_000
 
+    # Results travel: export, import into another store, the same report; nothing runs again.
+    archive = tmp_path / "runs.jsonl.gz"
+    exported = runner.invoke(app, ["study", "export", str(plan), "--out", str(archive),
+                                   "--db", db])
+    assert exported.exit_code == 0 and "6 done runs" in " ".join(exported.output.split())
+    other = str(tmp_path / "other.db")
+    for expected in ("6 runs added", "0 runs added"):
+        imported = runner.invoke(app, ["study", "import", str(archive), "--db", other])
+        assert imported.exit_code == 0 and expected in " ".join(imported.output.split())
+    again = runner.invoke(app, ["study", "run", str(plan), "--workers", "0",
+                                "--dataset-dir", str(data), "--db", other])
+    assert "6 already" in " ".join(again.output.split())
+    copy = tmp_path / "copy"
+    runner.invoke(app, ["study", "report", str(plan), "--out", str(copy), "--dataset-dir",
+                        str(data), "--db", other])
+    table = [line for line in text.splitlines() if line.startswith("| ")]
+    assert table == [line for line in (copy / "report.md").read_text().splitlines()
+                     if line.startswith("| ")]
+    (tmp_path / "bad.jsonl").write_text("not json\n")
+    bad = runner.invoke(app, ["study", "import", str(tmp_path / "bad.jsonl"), "--db", other])
+    assert bad.exit_code == 1 and "not a study archive" in bad.output
+
 
 def test_bad_plans_are_clear_errors(tmp_path):
     bad = tmp_path / "p.toml"

@@ -96,3 +96,50 @@ def report(
     path = write_report(store, plan, budget,
                         out or Path("benchmarks/results") / f"{plan.name}-{budget}", dataset_dir)
     typer.echo(str(path))
+
+
+@study_app.command("export")
+def export(
+    plan_file: PlanArg,
+    budget: BudgetOption = "cpu",
+    out: Annotated[Path | None, typer.Option(
+        help="File to write (.jsonl or .jsonl.gz; default "
+             "benchmarks/results/NAME-BUDGET/runs.jsonl.gz).")] = None,
+    db: DbOption = None,
+) -> None:
+    """Write the study's done runs (config, tags, timing, evaluation series) to one file, to
+    merge results of several machines with `fino study import`.
+
+    Example: fino study export benchmarks/study.toml --budget cpu
+    """
+    from fino.study.archive import export_study
+    from fino.study.plan import PlanError, load_plan
+
+    try:
+        plan = load_plan(plan_file)
+    except PlanError as exc:
+        fail(str(exc))
+    path = out or Path("benchmarks/results") / f"{plan.name}-{budget}" / "runs.jsonl.gz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    count = export_study(open_store(db), plan, budget, path)
+    console.print(f"{count} done runs of study {plan.name} ({budget}) written to {path}")
+
+
+@study_app.command("import")
+def import_(
+    archive: Annotated[Path, typer.Argument(help="A file written by `fino study export`.")],
+    db: DbOption = None,
+) -> None:
+    """Add the runs of a study archive to the store (runs it already holds are skipped); then
+    `fino study report` covers them, and `fino study run` does not run them again.
+
+    Example: fino study import benchmarks/results/repro-cpu/runs.jsonl.gz
+    """
+    from fino.study.archive import ArchiveError, import_study
+
+    store = open_store(db)
+    try:
+        added, skipped = import_study(store, archive)
+    except ArchiveError as exc:
+        fail(str(exc))
+    console.print(f"{added} runs added to {store}, {skipped} already there")

@@ -1,0 +1,89 @@
+"""A study's finished runs as a portable file: JSON lines, one run each (its config, tags,
+timing and the series the report needs), so results made on several machines, or on a GPU
+machine, end up in one store and one report."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from fino.store.db import Store
+from fino.store.models import Event, Metric, Run
+from fino.store.queries import series_many
+from fino.study.plan import Plan
+from fino.study.report import study_runs
+
+KEYS = ("eval/score", "eval/return", "policy/entropy", "policy/beta")
+FIELDS = ("name", "task", "backend", "algo", "preset", "config", "seed", "tags", "notes",
+          "study", "trial")
+
+
+class ArchiveError(ValueError):
+    """A file that is not a study archive, or a line that cannot be imported."""
+
+
+def _open(path: Path, mode: str):
+    return gzip.open(path, mode + "t") if path.suffix == ".gz" else path.open(mode)
+
+
+def export_study(store: Store, plan: Plan, budget: str, path: Path) -> int:
+    """Write the plan's done runs at `budget` to `path` (.jsonl or .jsonl.gz); returns how many."""
+    runs = sorted((r for r in study_runs(store, plan, budget).values() if r.status == "done"),
+                  key=lambda r: r.id)
+    with store.read() as session:
+        series = {key: series_many(session, [r.id for r in runs], key) for key in KEYS}
+    with _open(path, "w") as f:
+        for run in runs:
+            record: dict[str, Any] = {field: getattr(run, field) for field in FIELDS}
+            record["started_at"] = run.started_at.isoformat() if run.started_at else None
+            record["finished_at"] = run.finished_at.isoformat() if run.finished_at else None
+            record["metrics"] = {key: [[int(s), None if v != v else float(v)]
+                                       for s, v in zip(*series[key][run.id], strict=True)]
+                                 for key in KEYS if run.id in series[key]}
+            f.write(json.dumps(record) + "\n")
+    return len(runs)
+
+
+def import_study(store: Store, path: Path) -> tuple[int, int]:
+    """Add the archive's runs as done runs (with their series); a run whose study, budget,
+    method, task and seed the store already holds is skipped. Returns (added, skipped)."""
+    try:
+        with _open(path, "r") as f:
+            records = [json.loads(line) for line in f if line.strip()]
+    except FileNotFoundError:
+        raise ArchiveError(f"{path} does not exist") from None
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArchiveError(f"{path} is not a study archive (JSON lines): {exc}") from None
+    added = skipped = 0
+    for number, record in enumerate(records, 1):
+        missing = [k for k in (*FIELDS, "metrics") if k not in record]
+        if missing:
+            raise ArchiveError(f"{path}:{number}: not a study run (lacks {missing})")
+        tags = set(filter(None, record["tags"].split(",")))
+        with store.write() as session:
+            same = session.query(Run).filter(Run.task == record["task"],
+                                             Run.seed == record["seed"],
+                                             Run.status == "done").all()
+            if any(set(r.tag_list) >= tags for r in same):
+                skipped += 1
+                continue
+            run = Run(**{k: record[k] for k in FIELDS}, status="done", attempts=1,
+                      max_attempts=1, cancel_requested=False,
+                      started_at=_time(record.get("started_at")),
+                      finished_at=_time(record.get("finished_at")))
+            session.add(run)
+            session.flush()
+            session.add(Event(run_id=run.id, kind="status", old_status=None, new_status="done",
+                              message=f"imported from {path.name}"))
+            session.add_all(Metric(run_id=run.id, step=step, key=key, value=value, wall_time=0.0)
+                            for key, points in record["metrics"].items()
+                            for step, value in points)
+        added += 1
+    return added, skipped
+
+
+def _time(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
