@@ -132,6 +132,14 @@ def main() -> None:
         print(f"{r['transitions']:>12,}{r['dataset_in_buffer_mib']:>9.0f}M"
               f"{r['baseline_mib']:>9.0f}M{r['after_init_mib']:>11.0f}M{r['peak_mib']:>9.0f}M"
               f"{r['peak_over_baseline_mib']:>10.0f}M{r['peak_over_baseline_per_dataset']:>10.2f}")
+    if len(rows) >= 2:  # the fixed part (envs, torch, networks) cancels in the slope
+        a, b = rows[0], rows[-1]
+        data = b["dataset_in_buffer_mib"] - a["dataset_in_buffer_mib"]
+        print("\nper extra MiB of dataset: "
+              + ", ".join(f"{name} {(b[key] - a[key]) / data:.2f}" for name, key in (
+                  ("resident after init", "after_init_mib"), ("peak while loading",
+                                                              "peak_init_mib"),
+                  ("run peak", "peak_mib"))))
 
 
 if __name__ == "__main__":
