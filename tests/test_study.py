@@ -49,6 +49,13 @@ def test_a_tiny_study_runs_and_reports(tmp_path, monkeypatch):
     assert first.exit_code == 0, first.output
     said = " ".join(first.output.split())
     assert "4 already" in said and "2 queued now" in said
+    from fino.store.db import Store
+    from fino.store.queries import list_runs
+
+    with Store(db).read() as session:  # methods share an algo: runs are named by method
+        names = {run.name for run in list_runs(session)}
+    assert "cube-single-play-task2-v0-fino-noise-only-s1" in names
+    assert "cube-single-play-task2-v0-fql-s0" in names
     again = runner.invoke(app, ["study", "run", str(plan), "--workers", "0",
                                 "--dataset-dir", str(data), "--db", db])
     said = " ".join(again.output.split())

@@ -41,7 +41,7 @@ def run(
     from fino.cli.demo import ensure_dataset
     from fino.launch.local import LocalExecutor
     from fino.launch.worker import Worker
-    from fino.store.queue import add_runs
+    from fino.store.queue import add_runs, run_name
     from fino.study.plan import PlanError, load_plan, select_part
     from fino.study.report import study_runs, study_tags
 
@@ -57,7 +57,8 @@ def run(
         ensure_dataset(task, plan.episodes, dataset_dir)
     ids = []
     for method, config in todo:
-        ids += add_runs(store, [config], tags=study_tags(plan, budget, method))
+        ids += add_runs(store, [config], tags=study_tags(plan, budget, method),
+                        names=[run_name(config, method)])
     console.print(f"study {plan.name} ({budget}): {len(configs)} runs selected, "
                   f"{len(configs) - len(todo)} already in {store}, {len(ids)} queued now")
     if workers:

@@ -26,9 +26,10 @@ class QueueError(ValueError):
     """A queue operation that cannot be done as asked; the message says why."""
 
 
-def run_name(config: RunConfig) -> str:
+def run_name(config: RunConfig, label: str | None = None) -> str:
+    """task-LABEL-sSEED; the label defaults to the algorithm (a study passes its method)."""
     short = config.task.name.replace("/", "_").replace("-singletask", "")
-    return f"{short}-{config.algo}-s{config.seed}"
+    return f"{short}-{label or config.algo}-s{config.seed}"
 
 
 def add_runs(
@@ -41,14 +42,19 @@ def add_runs(
     max_attempts: int = 1,
     study: str | None = None,
     trial: int | None = None,
+    names: Sequence[str] | None = None,
 ) -> list[int]:
-    """Queue one run per config (all in one transaction); returns their ids."""
+    """Queue one run per config (all in one transaction); returns their ids. `names` (one per
+    config) replaces the default task-algo-seed names."""
+    if names is not None and len(names) != len(configs):
+        raise ValueError(f"{len(names)} names for {len(configs)} configs")
     tag_text = ",".join(sorted({t.strip() for t in tags if t.strip()}))
     runs_dir = Path(runs_dir).expanduser().resolve()
     with store.write() as session:
         rows = []
-        for config in configs:
-            row = Run(name=run_name(config), task=config.task.name, backend=config.task.backend,
+        for index, config in enumerate(configs):
+            name = names[index] if names is not None else run_name(config)
+            row = Run(name=name, task=config.task.name, backend=config.task.backend,
                       algo=config.algo, preset=config.preset, config=config.to_dict(),
                       seed=config.seed, status="queued", priority=priority, attempts=0,
                       max_attempts=max_attempts, tags=tag_text, notes="", study=study,
