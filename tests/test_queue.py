@@ -236,6 +236,22 @@ def test_retry_and_cancel_report_what_they_did(store, tmp_path, dataset):
     assert queue.retry(store, [a, b]) == {a: "queued", b: "is queued: not retried"}
 
 
+def test_priority_reorders_the_claims_of_queued_runs_only(store, tmp_path, dataset):
+    a, b, c = queue_pendulum(store, dataset, tmp_path, range(3))
+    result = CliRunner().invoke(app, ["queue", "priority", str(c), "--to", "5",
+                                      "--db", store.url])
+    assert result.exit_code == 0 and f"run {c}: priority 5" in result.output, result.output
+    assert queue.claim_next(store, host="h", pid=1) == c  # the newest, but now first
+    assert queue.set_priority(store, [c, b, 999], -1) == {
+        c: "is running: only queued runs have a priority to change", b: "priority -1",
+        999: "unknown id"}
+    assert queue.get_run(store, c).priority == 5
+    assert queue.claim_next(store, host="h", pid=1) == a  # b now comes last
+    refused = CliRunner().invoke(app, ["queue", "priority", str(c), "--to", "1",
+                                       "--db", store.url])
+    assert refused.exit_code == 1 and "is running" in refused.output
+
+
 def test_a_file_that_is_not_a_database_is_refused_and_left_alone(tmp_path):
     bogus = tmp_path / "experiments.db"
     bogus.write_text("these are my notes, not a database\n")

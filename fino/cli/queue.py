@@ -1,4 +1,4 @@
-"""`fino queue`: add runs, list, show, cancel, retry, remove, reap."""
+"""`fino queue`: add runs, list, show, cancel, retry, priority, remove, reap."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from rich.table import Table
 from fino.cli.common import fail, open_store, parse_ids, styled_status
 from fino.cli.options import DbOption
 
-queue_app = typer.Typer(help="The run queue: add, list, show, cancel, retry, rm, reap.",
+queue_app = typer.Typer(help="The run queue: add, list, show, cancel, retry, priority, rm, reap.",
                         no_args_is_help=True)
 console = Console()
 
@@ -146,6 +146,23 @@ def retry(ids: Annotated[list[str], typer.Argument(help="Run ids.")],
     from fino.store.queue import retry as retry_runs
 
     _report(retry_runs(open_store(db), parse_ids(ids)))
+
+
+@queue_app.command("priority")
+def priority(
+    ids: Annotated[list[str], typer.Argument(help="Run ids (3, 3-7).")],
+    to: Annotated[int, typer.Option(help="The new priority (higher runs first; may be "
+                                    "negative).")],
+    db: DbOption = None,
+) -> None:
+    """Reorder the queue: set the priority of queued runs (workers claim the highest first,
+    then the oldest).
+
+    Example: fino queue priority 14-18 --to 10
+    """
+    from fino.store.queue import set_priority
+
+    _report(set_priority(open_store(db), parse_ids(ids), to))
 
 
 @queue_app.command("rm")

@@ -205,6 +205,30 @@ def retry(store: Store, run_ids: Iterable[int]) -> dict[int, str]:
     return outcome
 
 
+def set_priority(store: Store, run_ids: Iterable[int], priority: int) -> dict[int, str]:
+    """Change the priority of queued runs (it orders claims: higher first, then oldest);
+    runs in other states keep theirs. Returns what happened to each id."""
+    outcome = {}
+    for run_id in run_ids:
+        with store.write() as session:
+            old = session.execute(
+                select(Run.priority).where(Run.id == run_id, Run.status == "queued")
+            ).scalar_one_or_none()
+            changed = session.execute(
+                update(Run).where(Run.id == run_id, Run.status == "queued")
+                .values(priority=priority).returning(Run.id)
+                .execution_options(synchronize_session=False)).scalar_one_or_none()
+            if changed is not None:
+                session.add(Event(run_id=run_id, kind="priority",
+                                  message=f"priority {old} -> {priority}"))
+                outcome[run_id] = f"priority {priority}"
+                continue
+            status = session.execute(select(Run.status).where(Run.id == run_id)).scalar()
+            outcome[run_id] = ("unknown id" if status is None
+                               else f"is {status}: only queued runs have a priority to change")
+    return outcome
+
+
 def remove(store: Store, run_ids: Sequence[int]) -> list[int]:
     """Delete runs with their metrics and events; refuses (and deletes nothing) if any is
     running. The run folders on disk are left alone."""
