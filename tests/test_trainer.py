@@ -134,6 +134,27 @@ def test_evaluation_never_moves_the_training_stream(tmp_path, task, dataset_dir)
         assert torch.equal(p, q)
 
 
+def test_methods_that_differ_in_acting_share_their_offline_phase(tmp_path, task, dataset_dir):
+    # Every evaluation also measures the exploring policy's entropy; its draws (states, actions,
+    # mixture init) come from a generator of their own, so FINO, its noise-only ablation and
+    # Gaussian action noise (which draw different numbers of values when acting) train
+    # bit-identically through the offline phase: the ablations start from the same policy.
+    trained = []
+    for mode in ("entropy_guided", "none", "action_noise"):
+        config = tiny_config(dataset_dir, online_steps=0, eval_interval=20)
+        config = replace(config, agent=replace(config.agent, exploration=mode))
+        trainer = Trainer(config, tmp_path / mode, task=task)
+        trainer.run()
+        trained.append(trainer)
+    assert {len(t.evaluations) for t in trained} == {4}  # steps 0, 20, 40, 60
+    def weights(t):
+        return [*t.agent.bc_flow.parameters(), *t.agent.onestep.parameters(),
+                *t.agent.critic.parameters()]
+    for other in trained[1:]:
+        for p, q in zip(weights(trained[0]), weights(other), strict=True):
+            assert torch.equal(p, q)
+
+
 def test_resume_in_the_online_phase_keeps_counters_and_online_data(tmp_path, task, dataset_dir):
     config = tiny_config(dataset_dir)
     stopper = StopAt(90)

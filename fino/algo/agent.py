@@ -274,8 +274,10 @@ class FinoAgent:
     # ---- §4 entropy and the β controller -------------------------------------------------------
 
     @torch.inference_mode()
-    def sample_exploration_actions(self, obs: Tensor, num_samples: int) -> Tensor:
-        """`num_samples` actions per state from the exploring policy: (S, num_samples, d)."""
+    def sample_exploration_actions(self, obs: Tensor, num_samples: int,
+                                   generator: torch.Generator | None = None) -> Tensor:
+        """`num_samples` actions per state from the exploring policy: (S, num_samples, d);
+        draws from `generator` when given, else from the training stream."""
         mode = self.config.exploration
         rows = obs.to(self.device, torch.float32).repeat_interleave(num_samples, dim=0)
         chunk = max(1, _SAMPLE_ROWS // self.config.num_candidates)
@@ -285,18 +287,22 @@ class FinoAgent:
             n = part.shape[0]
             if n < chunk:  # one fixed shape, so a compiled sampler compiles once
                 part = torch.cat([part, part.new_zeros(chunk - n, part.shape[1])])
-            draws = self.draw_act_noise(chunk, mode)
+            draws = self.draw_act_noise(chunk, mode, generator)
             parts.append(self._select_fn(part, draws, beta, mode)[:n])
         return torch.cat(parts).reshape(obs.shape[0], num_samples, self.action_dim)
 
-    def estimate_entropy(self, obs: Tensor) -> float:
-        """Mean over states of the GMM entropy of the exploring policy's actions (spec §4)."""
+    def estimate_entropy(self, obs: Tensor, generator: torch.Generator | None = None) -> float:
+        """Mean over states of the GMM entropy of the exploring policy's actions (spec §4).
+        Samples and the mixture's initialisation draw from `generator` when given (the trainer
+        passes one of its own, so that measuring never moves the training stream)."""
         cfg = self.config
-        samples = self.sample_exploration_actions(obs[: cfg.entropy_states], cfg.entropy_samples)
+        g = generator or self.generator
+        samples = self.sample_exploration_actions(obs[: cfg.entropy_states], cfg.entropy_samples,
+                                                  g)
         if cfg.entropy_estimator == "sklearn":
-            seed = int(torch.randint(2**31 - 1, (1,), generator=self.generator).item())
+            seed = int(torch.randint(2**31 - 1, (1,), generator=g, device=g.device).item())
             return float(gmm_entropy_sklearn(samples, cfg.gmm_components, seed=seed).mean())
-        per_state = gmm_entropy_batched(samples, cfg.gmm_components, generator=self.generator)
+        per_state = gmm_entropy_batched(samples, cfg.gmm_components, generator=g)
         return float(per_state.mean())
 
     def update_beta(self, entropy: float) -> float:

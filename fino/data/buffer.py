@@ -133,10 +133,11 @@ class ReplayBuffer:
         })
         self.num_online_added += 1
 
-    def sample(self, batch_size: int) -> Batch:
+    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> Batch:
         """A batch: uniform over everything stored, or half offline / half online (balanced,
-        uniform until the first online transition arrives)."""
-        g = self.generator
+        uniform until the first online transition arrives). Draws come from `generator` when
+        given (measurements pass their own, leaving the training stream alone)."""
+        g = generator or self.generator
         if not self.balanced:
             return _to_batch(self.online.sample(batch_size, g))
         if self.online.size == 0:

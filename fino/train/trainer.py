@@ -226,8 +226,14 @@ class Trainer:
         if self._last_entropy is not None and self._last_entropy[0] == self.step:
             entropy = self._last_entropy[1]
         else:
-            obs = self.buffer.sample(self.config.agent.entropy_states).observations
-            entropy = self.agent.estimate_entropy(obs)
+            # Its own draws (states, actions, mixture init), seeded by (seed, step): measuring
+            # the entropy, at evaluations or for β, never moves the training stream, so methods
+            # that differ only in how they act share their offline phase bit for bit.
+            key = seed_for(self.config.seed, 3, self.step)
+            states = torch.Generator().manual_seed(key)
+            obs = self.buffer.sample(self.config.agent.entropy_states, states).observations
+            draws = torch.Generator(self.agent.device).manual_seed(key)
+            entropy = self.agent.estimate_entropy(obs, draws)
             self._last_entropy = (self.step, entropy)
         metrics = {"policy/entropy": entropy,
                    "policy/entropy_target": float(self.agent.config.entropy_target)}
