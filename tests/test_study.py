@@ -69,6 +69,7 @@ def test_a_tiny_study_runs_and_reports(tmp_path, monkeypatch):
     assert "| cube-single-play-singletask-task2-v0 |" in text
     assert "runs by status: done 6" in text
     assert "FINO ≥ FQL online" in text and "transitions (3 episodes)" in text
+    assert "online gain (online − offline), fino vs fql" in text
     assert (out / "cube-single-play.png").stat().st_size > 10_000
 
     # Results travel: export, import into another store, the same report; nothing runs again.
@@ -104,3 +105,11 @@ def test_bad_plans_are_clear_errors(tmp_path):
     with pytest.raises(PlanError, match="alpah"):
         load_plan(bad)
     assert len(load_plan(Path("benchmarks/study.toml")).configs("cpu")) == 100
+
+
+def test_the_online_gain_is_each_seeds_online_minus_offline():
+    from fino.study.report import Cell, _gains
+
+    cell = Cell(offline=(0.0, 0.0, 0), online=(0.0, 0.0, 0), curves=[],
+                per_seed={0: (10.0, 30.0), 1: (20.0, None), 2: (25.0, 5.0)})
+    assert _gains(cell) == [20.0, -20.0]
