@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import time
 import zipfile
 from dataclasses import replace
 from pathlib import Path
@@ -93,6 +95,8 @@ def test_offline_then_online_run_evaluates_logs_updates_beta_and_checkpoints(
     assert any("online/episode_return" in r for r in rows)  # 40-step episodes ended online
     csv_lines = (tmp_path / "eval.csv").read_text().splitlines()
     assert csv_lines[0].startswith("step,phase") and len(csv_lines) == 5
+    times = [float(row["wall_time"]) for row in csv.DictReader(csv_lines)]
+    assert times == sorted(times) and abs(times[-1] - time.time()) < 600  # not rounded to 6 digits
     state = load_checkpoint(tmp_path / "checkpoint.pt")
     assert state["step"] == 120 and state["buffer"]["num_online_added"] == 60
     assert json.loads((tmp_path / "summary.json").read_text())["status"] == "done"

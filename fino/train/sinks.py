@@ -66,7 +66,7 @@ class EvalCsvSink:
     def write(self, step: int, metrics: dict[str, float]) -> None:
         if "eval/score" not in metrics:
             return
-        row = {"step": step, "wall_time": time.time(),
+        row = {"step": step, "wall_time": f"{time.time():.3f}",  # Unix seconds, to the ms
                **{k.split("/", 1)[1]: v for k, v in metrics.items() if "/" in k}}
         row["phase"] = "online" if metrics.get("progress/online") else "offline"
         self._writer.writerow([_fmt(row.get(c)) for c in EVAL_COLUMNS])
