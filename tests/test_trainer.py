@@ -14,6 +14,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+import fino
 from fino.algo.config import AgentConfig
 from fino.backends.base import DatasetMissingError, TaskConfig, TaskError
 from fino.backends.datagen.generate import generate_dataset
@@ -99,7 +100,9 @@ def test_offline_then_online_run_evaluates_logs_updates_beta_and_checkpoints(
     assert times == sorted(times) and abs(times[-1] - time.time()) < 600  # not rounded to 6 digits
     state = load_checkpoint(tmp_path / "checkpoint.pt")
     assert state["step"] == 120 and state["buffer"]["num_online_added"] == 60
-    assert json.loads((tmp_path / "summary.json").read_text())["status"] == "done"
+    written = json.loads((tmp_path / "summary.json").read_text())
+    assert written["status"] == "done" and written["code"].startswith(fino.__version__)
+    assert f"fino {written['code']}" in (tmp_path / "events.log").read_text()
 
 
 def test_resume_after_an_interruption_continues_exactly(tmp_path, task, dataset_dir):

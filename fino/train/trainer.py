@@ -17,6 +17,7 @@ from fino.algo.matmul import configure_matmul
 from fino.backends.base import Task
 from fino.backends.registry import load_task
 from fino.data.buffer import ReplayBuffer
+from fino.provenance import code_version
 from fino.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from fino.train.config import CONFIG_NAME, RunConfig
 from fino.train.errors import TrainingDiverged
@@ -46,6 +47,7 @@ class RunSummary:
     best_score: float | None
     evaluations: list[dict[str, float]] = field(default_factory=list)
     wall_time: float = 0.0
+    code: str = field(default_factory=code_version)  # fino's version (+ commit) that ran
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -120,7 +122,7 @@ class Trainer:
         tc = self.config.train
         start = time.perf_counter()
         self.sinks.event("started", f"{self.config.algo} on {self.task.spec.name}, step "
-                         f"{self.step}/{tc.total_steps}")
+                         f"{self.step}/{tc.total_steps}, fino {code_version()}")
         status = "done"
         try:
             if self.step == 0:
