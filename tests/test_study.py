@@ -70,6 +70,13 @@ def test_a_tiny_study_runs_and_reports(tmp_path, monkeypatch):
     assert "runs by status: done 6" in text
     assert "FINO ≥ FQL online" in text and "transitions (3 episodes)" in text
     assert "online gain (online − offline), fino vs fql" in text
+    # FINO and its noise-only variant share their offline phase bit for bit: counted once.
+    from fino.study.report import offline_by_noise
+
+    pools = offline_by_noise(Store(db), load_plan(plan), "cpu")
+    assert {k: len(v) for k, v in pools["cube-single-play-singletask-task2-v0"].items()} == {
+        0.1: 2, 0.0: 2}
+    assert "offline phase by injected noise" in text
     assert (out / "cube-single-play.png").stat().st_size > 10_000
 
     # Results travel: export, import into another store, the same report; nothing runs again.
