@@ -58,7 +58,9 @@ def summarise(store: Store, plan: Plan, budget: str) -> dict[tuple[str, str], Ce
     with store.read() as session:
         series = series_many(session, [r.id for r in done.values()], KEY)
     cells = {}
-    tasks = list(dict.fromkeys(r.task for r in sorted(runs.values(), key=lambda r: r.id)))
+    with_results = {r.task for r in done.values()}
+    tasks = [t for t in dict.fromkeys(c.task.name for _, _, c in plan.configs(budget))
+             if t in with_results]  # in the plan's order
     for task in tasks:
         for method in plan.methods:
             picked = sorted((r for (t, m, _), r in done.items() if t == task and m == method.name),
@@ -238,8 +240,9 @@ def write_report(store: Store, plan: Plan, budget: str, out_dir: Path,
         "- Score: success rate (%) over the evaluation episodes; offline = last evaluation of "
         "the offline phase, online = last evaluation; mean ± 95% Student-t CI over seeds.",
         f"- Coverage: {len(done_runs)} of the plan's {len(planned)} runs are done"
-        + (f"; not run: {', '.join(missing_tasks)} (every method)" if missing_tasks else "")
-        + ". Cells with fewer seeds say n; a missing cell (–) was not run.",
+        + (f"; none done yet: {', '.join(missing_tasks)} (every method)"
+           if missing_tasks else "")
+        + ". Cells with fewer seeds say n; a missing cell (–) has no finished run.",
         *([f"- Cost: a run took {np.median(minutes):.1f} min (median of {len(minutes)}; "
            f"{min(minutes):.1f}–{max(minutes):.1f}) wall-clock, runs side by side"]
           if minutes else []),
