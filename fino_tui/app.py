@@ -1,13 +1,13 @@
 """`fino-tui [--db URL]`: the dashboard's one `App`.
 
-Screens are app modes: today `runs` (with the run detail pushed over it); a tuning view joins
-as one more mode (a `PollingScreen` reading studies and their trials) and a key to switch to it,
-without touching the others.
+Screens are app modes: `runs` (with the run detail pushed over it) and `tuning` (the Optuna
+studies of `fino tune`); F2 and F3 switch between them.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -23,8 +23,10 @@ from fino_tui.local_worker import LocalWorker
 from fino_tui.screens.dialogs import ChoiceScreen
 from fino_tui.screens.help import HelpScreen
 from fino_tui.screens.runs import RunsScreen
+from fino_tui.screens.tuning import TuningScreen
 
 REFRESH_S = 2.0
+OPTUNA_STORAGE = "optuna.journal"  # `fino tune`'s default
 THEMES = ("textual-dark", "textual-light")
 
 
@@ -37,20 +39,25 @@ class FinoApp(App[None]):
 
     CSS_PATH = "app.tcss"
     TITLE = "FINO Lab"
-    MODES: ClassVar[dict[str, str | Callable[[], Screen]]] = {"runs": RunsScreen}
+    MODES: ClassVar[dict[str, str | Callable[[], Screen]]] = {"runs": RunsScreen,
+                                                              "tuning": TuningScreen}
     DEFAULT_MODE = "runs"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("question_mark,f1", "help", "Help"),
+        Binding("f2", "switch_mode('runs')", "Runs"),
+        Binding("f3", "switch_mode('tuning')", "Tuning"),
         Binding("ctrl+t", "toggle_theme", "Light/dark", show=False),
         Binding("ctrl+q", "request_quit", "Quit", show=False),
     ]
 
     def __init__(self, store: Store, *, refresh_interval: float = REFRESH_S,
                  clock: Callable[[], datetime] = utc_now, runs_dir: Path = Path("runs"),
-                 theme: str = THEMES[0]) -> None:
-        """`clock`: the time the dashboard calls now (elapsed, ETA, read at); tests fix it."""
+                 theme: str = THEMES[0], optuna_storage: str = OPTUNA_STORAGE) -> None:
+        """`clock`: the time the dashboard calls now (elapsed, ETA, read at); tests fix it.
+        `optuna_storage`: where `fino tune` keeps its studies (the tuning view reads it)."""
         super().__init__()
         self.store = store
+        self.optuna_storage = optuna_storage
         self.refresh_interval = refresh_interval
         self.clock = clock
         self.runs_dir = runs_dir
@@ -88,6 +95,10 @@ class FinoApp(App[None]):
         yield SystemCommand("Light or dark theme", "Switch between textual-dark and "
                             "textual-light", self.action_toggle_theme)
         yield SystemCommand("Help", "Screens and keys", self.action_help)
+        yield SystemCommand("Runs view", "The runs table and plots (F2)",
+                            lambda: self.switch_mode("runs"))
+        yield SystemCommand("Tuning view", "Optuna studies: trials, best, history (F3)",
+                            lambda: self.switch_mode("tuning"))
         commands = getattr(screen, "commands", None)
         if commands is not None:
             yield from commands()
@@ -101,6 +112,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--refresh", type=float, default=REFRESH_S,
                         help=f"seconds between reads of the database (default {REFRESH_S})")
     parser.add_argument("--light", action="store_true", help="start with the light theme")
+    parser.add_argument("--optuna-storage",
+                        default=os.environ.get("FINO_OPTUNA_STORAGE", OPTUNA_STORAGE),
+                        help="fino tune's studies: a journal file or an RDB URL (default: "
+                             f"$FINO_OPTUNA_STORAGE, else {OPTUNA_STORAGE})")
     return parser.parse_args(argv)
 
 
@@ -129,7 +144,8 @@ def main(argv: list[str] | None = None) -> None:
     except StoreError as exc:
         sys.exit(f"fino-tui: error: {exc}")
     app = FinoApp(store, refresh_interval=args.refresh,
-                  theme=THEMES[1] if args.light else THEMES[0])
+                  theme=THEMES[1] if args.light else THEMES[0],
+                  optuna_storage=args.optuna_storage)
     try:
         app.run()
     finally:

@@ -21,7 +21,8 @@ ENTROPY_KEY, TARGET_KEY = "policy/entropy", "policy/entropy_target"
 @dataclass(frozen=True)
 class Curve:
     """One line; `lower`/`upper` (same length) draw its band; `color` indexes the palette
-    (None: the neutral colour of reference lines)."""
+    (None: the neutral colour of reference lines). `marks`: "auto" (a line, each point marked
+    while there are few), "points" (markers only) or "line" (never marked)."""
 
     label: str
     steps: np.ndarray
@@ -29,6 +30,7 @@ class Curve:
     color: int | None = 0
     lower: np.ndarray | None = None
     upper: np.ndarray | None = None
+    marks: str = "auto"
 
 
 def run_curves(runs: Sequence[Run], data: Mapping[int, Series]) -> list[Curve]:

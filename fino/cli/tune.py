@@ -29,18 +29,16 @@ DEFAULT_STORAGE = "optuna.journal"
 
 
 def _progress_table(study: str, trials: int, progress) -> Table:
+    from fino.tune.summary import format_value
+
     table = Table(title=f"study {study}", show_header=False)
     table.add_row("trials", f"{progress.complete} complete, {progress.pruned} pruned, "
                   f"{progress.running} running, {progress.failed} failed (of {trials})")
     best = "-" if progress.best_value is None else (
         f"{progress.best_value:.2f} (trial {progress.best_trial}: "
-        + ", ".join(f"{k}={_fmt(v)}" for k, v in progress.best_params.items()) + ")")
+        + ", ".join(f"{k}={format_value(v)}" for k, v in progress.best_params.items()) + ")")
     table.add_row("best so far", best)
     return table
-
-
-def _fmt(value) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 @tune_app.callback()
@@ -156,9 +154,10 @@ def show(
     import optuna
 
     from fino.tune.study import open_storage
+    from fino.tune.summary import format_value, snapshot, study_names
 
     storage = open_storage(optuna_storage)
-    names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+    names = study_names(storage)
     if study is None:
         if len(names) != 1:
             fail(f"name a study with --study; in {optuna_storage}: {', '.join(names) or 'none'}")
@@ -166,23 +165,22 @@ def show(
     if study not in names:
         fail(f"no study {study!r} in {optuna_storage}; there are: {', '.join(names) or 'none'}")
     loaded = optuna.load_study(study_name=study, storage=storage)
-    trials = loaded.get_trials(deepcopy=False)
-    table = Table(title=f"study {study}: {len(trials)} trials")
+    shot = snapshot(storage, study)
+    table = Table(title=f"study {study}: {len(shot.trials)} trials")
     for column in ("trial", "state", "value", "params", "runs"):
         table.add_column(column)
-    for t in trials:
-        table.add_row(str(t.number), t.state.name.lower(),
-                      "-" if t.value is None else f"{t.value:.2f}",
-                      ", ".join(f"{k}={_fmt(v)}" for k, v in t.params.items()),
-                      ",".join(map(str, t.user_attrs.get("run_ids", []))))
+    for t in shot.trials:
+        table.add_row(str(t.number), t.state, "-" if t.value is None else f"{t.value:.2f}",
+                      ", ".join(f"{k}={format_value(v)}" for k, v in t.params.items()),
+                      ",".join(map(str, t.run_ids)))
     Console().print(table)
-    complete = [t for t in trials if t.state.name == "COMPLETE"]
-    if not complete:
+    best = shot.best
+    if best is None:
         console.print("no complete trial yet")
         return
-    best = loaded.best_trial
     Console().print(f"best: trial {best.number}, value {best.value:.2f}, " + ", ".join(
-        f"{k}={_fmt(v)}" for k, v in best.params.items()))
+        f"{k}={format_value(v)}" for k, v in best.params.items()))
+    complete = [t for t in shot.trials if t.state == "complete"]
     if len(complete) >= 2:
         try:
             importances = optuna.importance.get_param_importances(loaded)

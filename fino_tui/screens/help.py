@@ -28,6 +28,11 @@ the tail of `worker.log` and `events.log`, checkpoints.
 Actions work on the selected runs, else on the run under the cursor. The dashboard only reads
 the database (never holding a lock that could stall a worker) except for these actions. The
 command palette (ctrl+p) lists every action and every plot key.
+
+**Tuning** (F3; F2 goes back to the runs): the Optuna studies of `fino tune` in the tuning
+storage (`--optuna-storage`, default `optuna.journal`): trials done, running, pruned and failed,
+the best so far, each trial's parameters, value, last report to the pruner and its runs, over a
+plot of each complete trial's value and the best so far. `[` and `]` switch between studies.
 """
 
 
@@ -53,11 +58,13 @@ class HelpScreen(ModalScreen[None]):
         from fino_tui.app import FinoApp
         from fino_tui.screens.detail import RunDetailScreen
         from fino_tui.screens.runs import RunsScreen
+        from fino_tui.screens.tuning import TuningScreen
 
         text = "\n".join([
             INTRO,
             bindings_table("Runs screen", _as_bindings(RunsScreen.BINDINGS)),
             bindings_table("Run detail screen", _as_bindings(RunDetailScreen.BINDINGS)),
+            bindings_table("Tuning screen", _as_bindings(TuningScreen.BINDINGS)),
             bindings_table("Everywhere", _as_bindings(FinoApp.BINDINGS)),
         ])
         with VerticalScroll(classes="help-box"):

@@ -67,8 +67,7 @@ class RunsData:
 
 
 class RunsScreen(RunActions, PollingScreen[RunsData]):
-    """Runs table and plots; a tuning screen would be another `PollingScreen` like this one,
-    added as an app mode."""
+    """Runs table and plots (the tuning view is the other app mode)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "open_detail", "Detail", show=False),

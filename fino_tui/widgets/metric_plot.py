@@ -104,35 +104,45 @@ class MetricPlot(Vertical):
                 canvas.plot(steps, values, line_style=f"dim {color}",
                             hires_mode=HiResMode.BRAILLE)
         steps, values = thin(curve.steps, curve.values, columns)
-        canvas.plot(steps, values, line_style=color, hires_mode=HiResMode.BRAILLE)
-        if np.isfinite(values).sum() < min(MARKERS_BELOW, columns // 3 or 1):
+        if curve.marks != "points":
+            canvas.plot(steps, values, line_style=color, hires_mode=HiResMode.BRAILLE)
+        few = np.isfinite(values).sum() < min(MARKERS_BELOW, columns // 3 or 1)
+        if curve.marks == "points" or (curve.marks == "auto" and few):
             canvas.scatter(steps, values, marker="•", marker_style=color)
 
     def _set_limits(self, canvas: PlotWidget) -> None:
-        """A flat line (a constant noise scale, one evaluation) gets a visible range."""
+        """Limits a little wider than the data, so that points on the edge (the best value, the
+        first step) are drawn inside; a flat line (a constant noise scale, one evaluation) gets
+        a visible range."""
         values = [v for c in self.curves for v in (c.values, c.lower, c.upper) if v is not None]
         finite = np.concatenate([v[np.isfinite(v)] for v in values]) if values else np.array([])
-        if not len(finite):
+        steps = np.concatenate([c.steps for c in self.curves]) if self.curves else np.array([])
+        if not len(finite) or not len(steps):
             canvas.set_ylimits(None, None)
+            canvas.set_xlimits(None, None)
             return
-        lo, hi = float(finite.min()), float(finite.max())
-        if hi - lo < 1e-9 * max(1.0, abs(hi)):
-            pad = max(1.0, abs(hi) * 0.1)
-            canvas.set_ylimits(lo - pad, hi + pad)
-        else:
-            canvas.set_ylimits(None, None)
+        canvas.set_ylimits(*_padded(float(finite.min()), float(finite.max())))
+        canvas.set_xlimits(*_padded(float(steps.min()), float(steps.max())))
 
     def _legend(self) -> Text:
         text = Text(self.key or "-", style="bold")
         for curve in self.curves:
             text.append("  ")
-            text.append("━ ", style=color_of(curve, self.app.current_theme.dark))
+            text.append("• " if curve.marks == "points" else "━ ",
+                        style=color_of(curve, self.app.current_theme.dark))
             text.append(curve.label + (" ±95% CI" if curve.lower is not None else ""))
         if self.note:
             text.append(f"  {self.note}", style="italic")
         elif not self.curves:
             text.append("  no data yet", style="italic")
         return text
+
+
+def _padded(lo: float, hi: float, share: float = 0.04) -> tuple[float, float]:
+    """[lo, hi] widened by `share` of its span on each side (a flat range by 10%, at least 1)."""
+    flat = hi - lo < 1e-9 * max(1.0, abs(hi))
+    pad = max(1.0, abs(hi) * 0.1) if flat else (hi - lo) * share
+    return lo - pad, hi + pad
 
 
 def thin(steps: np.ndarray, values: np.ndarray, columns: int) -> tuple[np.ndarray, np.ndarray]:

@@ -41,7 +41,7 @@ def seeded(tmp_path: Path) -> Seeded:
 
 def make_app(url: str, tmp_path: Path, refresh: float = REFRESH_S) -> FinoApp:
     return FinoApp(Store(url), refresh_interval=refresh, clock=lambda: NOW,
-                   runs_dir=tmp_path / "runs")
+                   runs_dir=tmp_path / "runs", optuna_storage=str(tmp_path / "optuna.journal"))
 
 
 async def wait_for(pilot: Pilot, condition: Callable[[], object], timeout: float = 5.0,

@@ -109,3 +109,21 @@ def test_help_screen(here: Seeded, tmp_path: Path, snap_compare) -> None:
         await settle(pilot)
 
     assert snap_compare(make_app(URL, tmp_path), terminal_size=(80, 24), run_before=run_before)
+
+
+def test_tuning_screen(here: Seeded, tmp_path: Path, snap_compare) -> None:
+    from textual.widgets import DataTable
+
+    from tests.tune_fixtures import make_study
+
+    make_study(tmp_path / "optuna.journal", "cube-double-quick")
+
+    async def run_before(pilot: Pilot) -> None:
+        await pilot.press("f3")
+        table = pilot.app.screen.query_one("#trials", DataTable)
+        await wait_for(pilot, lambda: table.row_count == 4, what="trials")
+        plot = pilot.app.screen.query_one("#tune-history", MetricPlot)
+        await wait_for(pilot, lambda: len(plot.curves) == 2, what="history")
+        await settle(pilot)
+
+    assert snap_compare(make_app(URL, tmp_path), terminal_size=(110, 30), run_before=run_before)

@@ -1,0 +1,159 @@
+"""The tuning view: the Optuna studies of `fino tune` (progress, best so far, every trial with
+its parameters, last pruning report and runs) over a plot of the optimisation history. Reads
+Optuna's storage in the polling thread and never writes to it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.widgets import DataTable, Footer, Header, Static
+
+from fino.tune.summary import StudySnapshot, format_value, snapshot, study_names
+from fino_tui.curves import Curve
+from fino_tui.polling import PollingScreen
+from fino_tui.widgets.metric_plot import MetricPlot
+
+STATE_STYLE = {"complete": "green", "running": "cyan", "pruned": "yellow", "fail": "red",
+               "waiting": "dim"}
+
+
+@dataclass(frozen=True)
+class TuningData:
+    names: tuple[str, ...]
+    shot: StudySnapshot | None
+    problem: str | None = None  # why there is nothing to show
+
+
+def open_readonly(spec: str) -> Any:
+    """Optuna's storage for reading: a journal file must exist (reading never creates one);
+    an RDB URL is opened without creating tables."""
+    import optuna
+
+    if "://" in spec:
+        return optuna.storages.RDBStorage(spec, skip_table_creation=True,
+                                          skip_compatibility_check=True)
+    path = Path(spec).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"no tuning storage at {path}: start a study with `fino tune "
+                                "--task TASK`, or pass --optuna-storage")
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    return JournalStorage(JournalFileBackend(str(path)))
+
+
+class TuningScreen(PollingScreen[TuningData]):
+    """One study at a time (`[`/`]` switch between studies, newest shown first)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("right_square_bracket", "study(1)", "Next study"),
+        Binding("left_square_bracket", "study(-1)", "Previous study"),
+        Binding("q", "app.request_quit", "Quit", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__(id="tuning-screen")
+        self.study_name: str | None = None
+        self.names: tuple[str, ...] = ()
+        self._storage: Any = None  # the polling thread's own
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("reading…", id="tune-summary")
+        with Vertical(id="tune-main"):
+            yield DataTable(id="trials", cursor_type="row", zebra_stripes=True)
+            yield MetricPlot(id="tune-history", classes="panel")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#trials", DataTable).focus()
+
+    # ---- thread ----
+
+    def read(self) -> TuningData:
+        try:
+            if self._storage is None:
+                self._storage = open_readonly(self.app.optuna_storage)
+            names = tuple(study_names(self._storage))
+            if not names:
+                return TuningData((), None, "no study yet: `fino tune --task TASK` starts one")
+            name = self.study_name if self.study_name in names else names[-1]
+            return TuningData(names, snapshot(self._storage, name))
+        except Exception as exc:  # a missing or unreadable storage is shown, not raised
+            self._storage = None
+            return TuningData((), None, " ".join(str(exc).split())[:300])
+
+    # ---- UI ----
+
+    def show(self, data: TuningData) -> None:
+        self.names = data.names
+        summary = self.query_one("#tune-summary", Static)
+        table = self.query_one("#trials", DataTable)
+        plot = self.query_one("#tune-history", MetricPlot)
+        if data.shot is None:
+            summary.update(Text(data.problem or "", style="italic"))
+            table.clear(columns=True)
+            plot.set_data("objective", [], note=data.problem or "")
+            return
+        shot = data.shot
+        self.study_name = shot.name
+        summary.update(self._summary(shot))
+        self._fill(table, shot)
+        numbers, values, _ = shot.history()
+        curves = [Curve("best so far", *shot.best_steps(), color=1, marks="line"),
+                  Curve("trial value", numbers, values, color=0, marks="points")
+                  ] if len(values) else []  # the points drawn last, over the line
+        plot.set_data(f"{shot.settings.get('key', 'objective')} by trial", curves,
+                      note="" if curves else "no complete trial yet")
+
+    def _summary(self, shot: StudySnapshot) -> Text:
+        text = Text()
+        position = self.names.index(shot.name) + 1 if shot.name in self.names else 0
+        text.append(f"study {shot.name}", style="bold")
+        text.append(f" ({position}/{len(self.names)}; [ ] switch)", style="dim")
+        settings = shot.settings
+        if settings:
+            text.append(f" · {settings.get('task', '?')}, preset {settings.get('preset') or '-'}"
+                        f", seeds {settings.get('seeds', '?')}")
+        text.append(" · " + ", ".join(f"{n} {state}" for state, n in shot.counts.items())
+                    if shot.counts else " · no trials yet")
+        best = shot.best
+        if best is not None:
+            text.append(f" · best {best.value:.2f} (trial {best.number}: "
+                        + ", ".join(f"{k}={format_value(v)}" for k, v in best.params.items())
+                        + ")", style="bold green")
+        return text
+
+    def _fill(self, table: DataTable, shot: StudySnapshot) -> None:
+        params = list(dict.fromkeys(k for t in shot.trials for k in t.params))
+        columns = ["trial", "state", "value", *params, "last report", "runs"]
+        if [str(c.label) for c in table.columns.values()] != columns:
+            table.clear(columns=True)
+            for column in columns:
+                table.add_column(column, key=column)
+        cursor = table.cursor_row
+        table.clear()
+        best = shot.best
+        for t in reversed(shot.trials):  # newest first, as in the runs table
+            style = "bold green" if best is not None and t.number == best.number else ""
+            report = (f"{t.last_report[1]:.1f} @ {t.last_report[0]:,}"
+                      if t.last_report is not None else "-")
+            table.add_row(
+                Text(str(t.number), style=style), Text(t.state, style=STATE_STYLE[t.state]),
+                Text("-" if t.value is None else f"{t.value:.2f}", style=style),
+                *(format_value(t.params[p]) if p in t.params else "-" for p in params),
+                report, ",".join(map(str, t.run_ids)) or "-", key=str(t.number))
+        if table.row_count:
+            table.move_cursor(row=min(cursor, table.row_count - 1))
+
+    def action_study(self, step: int) -> None:
+        if not self.names:
+            return
+        index = self.names.index(self.study_name) if self.study_name in self.names else 0
+        self.study_name = self.names[(index + step) % len(self.names)]
+        self.wake()
