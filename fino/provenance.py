@@ -11,8 +11,10 @@ import fino
 
 
 def _git(root: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
-                          timeout=10, check=True).stdout.strip()
+    # --no-optional-locks: never take .git/index.lock (a commit in the same checkout must not
+    # fail because a run is starting).
+    return subprocess.run(["git", "--no-optional-locks", "-C", str(root), *args],
+                          capture_output=True, text=True, timeout=10, check=True).stdout.strip()
 
 
 @cache

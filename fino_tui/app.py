@@ -23,7 +23,6 @@ from fino_tui.local_worker import LocalWorker
 from fino_tui.screens.dialogs import ChoiceScreen
 from fino_tui.screens.help import HelpScreen
 from fino_tui.screens.runs import RunsScreen
-from fino_tui.screens.tuning import TuningScreen
 
 REFRESH_S = 2.0
 OPTUNA_STORAGE = "optuna.journal"  # `fino tune`'s default
@@ -34,13 +33,20 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def tuning_screen() -> Screen:
+    """Imported on first use: Optuna loads only when the tuning view opens."""
+    from fino_tui.screens.tuning import TuningScreen
+
+    return TuningScreen()
+
+
 class FinoApp(App[None]):
     """Runs table, plots and run detail of one experiment store."""
 
     CSS_PATH = "app.tcss"
     TITLE = "FINO Lab"
     MODES: ClassVar[dict[str, str | Callable[[], Screen]]] = {"runs": RunsScreen,
-                                                              "tuning": TuningScreen}
+                                                              "tuning": tuning_screen}
     DEFAULT_MODE = "runs"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("question_mark,f1", "help", "Help"),

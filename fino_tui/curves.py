@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -30,7 +31,7 @@ class Curve:
     color: int | None = 0
     lower: np.ndarray | None = None
     upper: np.ndarray | None = None
-    marks: str = "auto"
+    marks: Literal["auto", "points", "line"] = "auto"
 
 
 def run_curves(runs: Sequence[Run], data: Mapping[int, Series]) -> list[Curve]:

@@ -246,6 +246,10 @@ def test_priority_reorders_the_claims_of_queued_runs_only(store, tmp_path, datas
         c: "is running: only queued runs have a priority to change", b: "priority -1",
         999: "unknown id"}
     assert queue.get_run(store, c).priority == 5
+    with store.read() as session:
+        said = session.execute(select(Event.message).where(
+            Event.run_id == b, Event.kind == "priority")).scalars().all()
+    assert said == ["priority 0 -> -1"]
     assert queue.claim_next(store, host="h", pid=1) == a  # b now comes last
     refused = CliRunner().invoke(app, ["queue", "priority", str(c), "--to", "1",
                                        "--db", store.url])

@@ -70,13 +70,7 @@ def test_a_tiny_study_runs_and_reports(tmp_path, monkeypatch):
     assert "runs by status: done 6" in text
     assert "FINO ≥ FQL online" in text and "transitions (3 episodes)" in text
     assert "online gain (online − offline), fino vs fql" in text
-    # FINO and its noise-only variant share their offline phase bit for bit: counted once.
-    from fino.study.report import offline_by_noise
-
-    pools = offline_by_noise(Store(db), load_plan(plan), "cpu")
-    assert {k: len(v) for k, v in pools["cube-single-play-singletask-task2-v0"].items()} == {
-        0.1: 2, 0.0: 2}
-    assert "offline phase by injected noise" in text
+    assert "offline phase, injected noise vs none" not in text  # no action-noise runs here
     assert (out / "cube-single-play.png").stat().st_size > 10_000
 
     # Results travel: export, import into another store, the same report; nothing runs again.
@@ -120,3 +114,17 @@ def test_the_online_gain_is_each_seeds_online_minus_offline():
     cell = Cell(offline=(0.0, 0.0, 0), online=(0.0, 0.0, 0), curves=[],
                 per_seed={0: (10.0, 30.0), 1: (20.0, None), 2: (25.0, 5.0)})
     assert _gains(cell) == [20.0, -20.0]
+
+
+def test_offline_scores_per_seed_pool_the_alike_methods_once_per_seed():
+    from fino.study.report import Cell, offline_per_seed
+
+    def cell(per_seed):
+        return Cell(offline=(0.0, 0.0, 0), online=(0.0, 0.0, 0), curves=[], per_seed=per_seed)
+
+    cells = {("t", "fino"): cell({0: (10.0, 50.0), 1: (20.0, 60.0)}),
+             ("t", "fino-noise-only"): cell({0: (30.0, 40.0), 2: (None, 10.0)}),
+             ("t", "fql"): cell({0: (90.0, 90.0)})}
+    # seed 0: mean of 10 and 30; seed 1: 20; seed 2 has no offline score; fql is not asked for
+    assert offline_per_seed(cells, "t", ("fino", "fino-noise-only", "fino-balanced")) == [
+        20.0, 20.0]

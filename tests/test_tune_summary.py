@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from fino.cli.main import app
@@ -40,3 +41,14 @@ def test_tune_show_prints_trials_and_the_best(tmp_path):
     missing = CliRunner().invoke(app, ["tune", "show", "--study", "other",
                                        "--optuna-storage", str(journal)])
     assert missing.exit_code == 1 and "no study 'other'" in " ".join(missing.output.split())
+
+
+def test_reading_a_missing_storage_is_an_error_and_creates_nothing(tmp_path):
+    from fino.tune.summary import open_readonly
+
+    for spec in (str(tmp_path / "optuna.journal"), f"sqlite:///{tmp_path / 'optuna.db'}"):
+        result = CliRunner().invoke(app, ["tune", "show", "--optuna-storage", spec])
+        assert result.exit_code == 1 and "no tuning storage" in " ".join(result.output.split())
+    with pytest.raises(FileNotFoundError, match="fino tune --task"):
+        open_readonly(str(tmp_path / "sub" / "optuna.journal"))
+    assert list(tmp_path.iterdir()) == []

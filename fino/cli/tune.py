@@ -153,10 +153,12 @@ def show(
     """
     import optuna
 
-    from fino.tune.study import open_storage
-    from fino.tune.summary import format_value, snapshot, study_names
+    from fino.tune.summary import format_value, open_readonly, snapshot, study_names
 
-    storage = open_storage(optuna_storage)
+    try:
+        storage = open_readonly(optuna_storage)
+    except FileNotFoundError as exc:
+        fail(str(exc))
     names = study_names(storage)
     if study is None:
         if len(names) != 1:

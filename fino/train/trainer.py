@@ -231,10 +231,10 @@ class Trainer:
             # Its own draws (states, actions, mixture init), seeded by (seed, step): measuring
             # the entropy, at evaluations or for β, never moves the training stream, so methods
             # that differ only in how they act share their offline phase bit for bit.
-            key = seed_for(self.config.seed, 3, self.step)
-            states = torch.Generator().manual_seed(key)
+            states = torch.Generator().manual_seed(seed_for(self.config.seed, 3, self.step))
             obs = self.buffer.sample(self.config.agent.entropy_states, states).observations
-            draws = torch.Generator(self.agent.device).manual_seed(key)
+            draws = torch.Generator(self.agent.device).manual_seed(
+                seed_for(self.config.seed, 4, self.step))  # a stream apart from the states
             entropy = self.agent.estimate_entropy(obs, draws)
             self._last_entropy = (self.step, entropy)
         metrics = {"policy/entropy": entropy,

@@ -4,6 +4,7 @@ and the dashboard's tuning view. Reading never writes to Optuna's storage."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -49,6 +50,29 @@ class StudySnapshot:
         xs = np.repeat(numbers, 2)[1:]
         ys = np.repeat(best, 2)[:-1]
         return xs, ys
+
+
+def open_readonly(spec: str) -> optuna.storages.BaseStorage:
+    """Optuna's storage for reading: a journal file or SQLite database must exist (reading
+    never creates one); an RDB URL is opened without creating tables."""
+    if "://" in spec:
+        from sqlalchemy.engine import make_url
+
+        url = make_url(spec)
+        database = url.database or ""
+        if (url.get_backend_name() == "sqlite" and database not in ("", ":memory:")
+                and not database.startswith("file:") and not Path(database).is_file()):
+            raise FileNotFoundError(f"no tuning storage at {database}: start a study with "
+                                    "`fino tune --task TASK`, or pass --optuna-storage")
+        return optuna.storages.RDBStorage(spec, skip_table_creation=True,
+                                          skip_compatibility_check=True)
+    path = Path(spec).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"no tuning storage at {path}: start a study with `fino tune "
+                                "--task TASK`, or pass --optuna-storage")
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    return JournalStorage(JournalFileBackend(str(path)))
 
 
 def study_names(storage: optuna.storages.BaseStorage) -> list[str]:

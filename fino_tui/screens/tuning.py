@@ -5,7 +5,6 @@ Optuna's storage in the polling thread and never writes to it."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -14,7 +13,13 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import DataTable, Footer, Header, Static
 
-from fino.tune.summary import StudySnapshot, format_value, snapshot, study_names
+from fino.tune.summary import (
+    StudySnapshot,
+    format_value,
+    open_readonly,
+    snapshot,
+    study_names,
+)
 from fino_tui.curves import Curve
 from fino_tui.polling import PollingScreen
 from fino_tui.widgets.metric_plot import MetricPlot
@@ -28,23 +33,7 @@ class TuningData:
     names: tuple[str, ...]
     shot: StudySnapshot | None
     problem: str | None = None  # why there is nothing to show
-
-
-def open_readonly(spec: str) -> Any:
-    """Optuna's storage for reading: a journal file must exist (reading never creates one);
-    an RDB URL is opened without creating tables."""
-    import optuna
-
-    if "://" in spec:
-        return optuna.storages.RDBStorage(spec, skip_table_creation=True,
-                                          skip_compatibility_check=True)
-    path = Path(spec).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"no tuning storage at {path}: start a study with `fino tune "
-                                "--task TASK`, or pass --optuna-storage")
-    from optuna.storages.journal import JournalFileBackend, JournalStorage
-
-    return JournalStorage(JournalFileBackend(str(path)))
+    failed: bool = False  # the storage could not be read this time
 
 
 class TuningScreen(PollingScreen[TuningData]):
@@ -58,8 +47,10 @@ class TuningScreen(PollingScreen[TuningData]):
 
     def __init__(self) -> None:
         super().__init__(id="tuning-screen")
-        self.study_name: str | None = None
+        self.requested: str | None = None  # the study the user asked for (UI writes, thread reads)
+        self.study_name: str | None = None  # the study on screen
         self.names: tuple[str, ...] = ()
+        self.shot: StudySnapshot | None = None
         self._storage: Any = None  # the polling thread's own
 
     def compose(self) -> ComposeResult:
@@ -82,11 +73,11 @@ class TuningScreen(PollingScreen[TuningData]):
             names = tuple(study_names(self._storage))
             if not names:
                 return TuningData((), None, "no study yet: `fino tune --task TASK` starts one")
-            name = self.study_name if self.study_name in names else names[-1]
+            name = self.requested if self.requested in names else names[-1]
             return TuningData(names, snapshot(self._storage, name))
         except Exception as exc:  # a missing or unreadable storage is shown, not raised
             self._storage = None
-            return TuningData((), None, " ".join(str(exc).split())[:300])
+            return TuningData((), None, " ".join(str(exc).split())[:300], failed=True)
 
     # ---- UI ----
 
@@ -95,6 +86,12 @@ class TuningScreen(PollingScreen[TuningData]):
         summary = self.query_one("#tune-summary", Static)
         table = self.query_one("#trials", DataTable)
         plot = self.query_one("#tune-history", MetricPlot)
+        if data.failed and self.shot is not None:  # keep the last data, say why it is old
+            text = self._summary(self.shot)
+            text.append(f"\n⚠ not readable now: {data.problem}", style="bold red")
+            summary.update(text)
+            return
+        self.shot = data.shot
         if data.shot is None:
             summary.update(Text(data.problem or "", style="italic"))
             table.clear(columns=True)
@@ -154,6 +151,7 @@ class TuningScreen(PollingScreen[TuningData]):
     def action_study(self, step: int) -> None:
         if not self.names:
             return
-        index = self.names.index(self.study_name) if self.study_name in self.names else 0
-        self.study_name = self.names[(index + step) % len(self.names)]
+        current = self.requested or self.study_name
+        index = self.names.index(current) if current in self.names else 0
+        self.requested = self.names[(index + step) % len(self.names)]
         self.wake()

@@ -21,6 +21,7 @@ async def test_f3_shows_the_study_its_trials_and_history(seeded: Seeded, tmp_pat
     journal = tmp_path / "optuna.journal"
     make_study(journal, "first")
     make_study(journal, "second")
+    before = journal.read_bytes()
     app = make_app(seeded.url, tmp_path)
     async with app.run_test(size=(160, 40)) as pilot:
         await pilot.press("f3")
@@ -47,6 +48,7 @@ async def test_f3_shows_the_study_its_trials_and_history(seeded: Seeded, tmp_pat
             screen.query_one("#tune-summary", Static).render()), what="the other study")
         await pilot.press("f2")
         assert app.screen.id == "runs-screen"
+    assert journal.read_bytes() == before  # the view only reads
 
 
 async def test_a_missing_tuning_storage_is_said_and_not_created(seeded: Seeded,
