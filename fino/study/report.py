@@ -292,6 +292,12 @@ def write_report(store: Store, plan: Plan, budget: str, out_dir: Path,
                 "per seed the mean of fino, noise-only and balanced runs vs action-noise, whose "
                 "offline phase is FQL's training): " + _compare(injected, plain, "injected",
                                                                 "none"))
+        if (task, "fql") in cells and (task, "action-noise") in cells:
+            lines.append(
+                "- evaluation rule, same offline training (η=0): one sample (fql) vs the best "
+                "of K candidates by Q (action-noise, as FINO evaluates): " + _compare(
+                    _scores(cells[(task, "fql")], 0), _scores(cells[(task, "action-noise")], 0),
+                    "fql", "action-noise"))
         if (task, "fino-balanced") in cells and (task, "fino") in cells:
             lines.append("- balanced 50/50 sampling vs uniform (not a claim of the paper; its "
                          "suggested remedy for distribution shift): " + _compare(
