@@ -167,6 +167,15 @@ def reap(store: Store, *, expiry_seconds: float, requeue: bool = True) -> list[i
     return [row.id for row in lost]
 
 
+def _update_if(session: Any, run_id: int, status: str, **values: Any) -> bool:
+    """Set columns of one run if it is in `status` (one compare-and-set UPDATE); whether it
+    was."""
+    return session.execute(
+        update(Run).where(Run.id == run_id, Run.status == status).values(**values)
+        .returning(Run.id).execution_options(synchronize_session=False)
+    ).scalar_one_or_none() is not None
+
+
 def request_cancel(store: Store, run_ids: Iterable[int]) -> dict[int, str]:
     """Queued (or lost) runs are cancelled at once; running ones are flagged for their worker,
     which stops the process (SIGTERM, then SIGKILL). Returns what happened to each id."""
@@ -176,11 +185,7 @@ def request_cancel(store: Store, run_ids: Iterable[int]) -> dict[int, str]:
             outcome[run_id] = "cancelled"
             continue
         with store.write() as session:
-            flagged = session.execute(
-                update(Run).where(Run.id == run_id, Run.status == "running")
-                .values(cancel_requested=True).returning(Run.id)
-                .execution_options(synchronize_session=False)).scalar_one_or_none()
-            if flagged is not None:
+            if _update_if(session, run_id, "running", cancel_requested=True):
                 session.add(Event(run_id=run_id, kind="cancel_requested",
                                   message="cancel requested; the worker stops the process"))
                 outcome[run_id] = "stopping"
@@ -214,11 +219,7 @@ def set_priority(store: Store, run_ids: Iterable[int], priority: int) -> dict[in
             old = session.execute(
                 select(Run.priority).where(Run.id == run_id, Run.status == "queued")
             ).scalar_one_or_none()
-            changed = session.execute(
-                update(Run).where(Run.id == run_id, Run.status == "queued")
-                .values(priority=priority).returning(Run.id)
-                .execution_options(synchronize_session=False)).scalar_one_or_none()
-            if changed is not None:
+            if _update_if(session, run_id, "queued", priority=priority):
                 session.add(Event(run_id=run_id, kind="priority",
                                   message=f"priority {old} -> {priority}"))
                 outcome[run_id] = f"priority {priority}"
