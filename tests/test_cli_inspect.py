@@ -163,3 +163,9 @@ def test_export_writes_long_rows_readable_back(fino, seeded: Seeded, tmp_path: P
     assert scores[-1] == 30.0
     assert_user_error(fino("export", str(seeded.queued)), "have no metrics yet")
     assert_user_error(fino("export", "1", "-k", "nope/key"), "no metric 'nope/key'")
+
+
+def test_report_of_one_seed_says_n_once(fino, seeded) -> None:
+    result = fino("report", str(seeded.fino[0]))
+    assert result.exit_code == 0, result.output
+    assert result.output.count("n=1") == result.output.count("(n=1)") == 2  # offline, online

@@ -134,8 +134,8 @@ def _table(rows: list[dict[str, Any]], key: str, row_field: str, confidence: flo
                 line.append("[dim]-[/]")
                 continue
             off, on = r["offline"], r["online"]
+            seeds = f"\n[dim]n={on['n']}[/]" if on["n"] > 1 else ""  # one seed says (n=1)
             line.append(f"{fmt_ci(off['mean'], off['ci'], off['n'])} -> "
-                        f"[bold]{fmt_ci(on['mean'], on['ci'], on['n'])}[/]\n"
-                        f"[dim]n={on['n']}[/]")
+                        f"[bold]{fmt_ci(on['mean'], on['ci'], on['n'])}[/]{seeds}")
         table.add_row(*line)
     return table
