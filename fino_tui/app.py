@@ -19,13 +19,13 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
 from fino.store.db import Store, StoreError, masked, resolve_url
+from fino.tune import DEFAULT_STORAGE
 from fino_tui.local_worker import LocalWorker
 from fino_tui.screens.dialogs import ChoiceScreen
 from fino_tui.screens.help import HelpScreen
 from fino_tui.screens.runs import RunsScreen
 
 REFRESH_S = 2.0
-OPTUNA_STORAGE = "optuna.journal"  # `fino tune`'s default
 THEMES = ("textual-dark", "textual-light")
 
 
@@ -58,7 +58,7 @@ class FinoApp(App[None]):
 
     def __init__(self, store: Store, *, refresh_interval: float = REFRESH_S,
                  clock: Callable[[], datetime] = utc_now, runs_dir: Path = Path("runs"),
-                 theme: str = THEMES[0], optuna_storage: str = OPTUNA_STORAGE) -> None:
+                 theme: str = THEMES[0], optuna_storage: str = DEFAULT_STORAGE) -> None:
         """`clock`: the time the dashboard calls now (elapsed, ETA, read at); tests fix it.
         `optuna_storage`: where `fino tune` keeps its studies (the tuning view reads it)."""
         super().__init__()
@@ -119,9 +119,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help=f"seconds between reads of the database (default {REFRESH_S})")
     parser.add_argument("--light", action="store_true", help="start with the light theme")
     parser.add_argument("--optuna-storage",
-                        default=os.environ.get("FINO_OPTUNA_STORAGE", OPTUNA_STORAGE),
+                        default=os.environ.get("FINO_OPTUNA_STORAGE", DEFAULT_STORAGE),
                         help="fino tune's studies: a journal file or an RDB URL (default: "
-                             f"$FINO_OPTUNA_STORAGE, else {OPTUNA_STORAGE})")
+                             f"$FINO_OPTUNA_STORAGE, else {DEFAULT_STORAGE})")
     return parser.parse_args(argv)
 
 

@@ -17,6 +17,7 @@ from rich.table import Table
 from fino.cli.common import fail, open_store
 from fino.cli.options import DbOption
 from fino.cli.queue import parse_seeds
+from fino.tune import DEFAULT_STORAGE
 
 tune_app = typer.Typer(help="Optuna studies: run one, show it, export its best as a preset.",
                        invoke_without_command=True, no_args_is_help=False)
@@ -25,7 +26,6 @@ OptunaStorageOption = Annotated[str, typer.Option(
     "--optuna-storage", envvar="FINO_OPTUNA_STORAGE",
     help="Optuna's storage, apart from the experiments database: a journal file (default) or "
          "an RDB URL.")]
-DEFAULT_STORAGE = "optuna.journal"
 
 
 def _progress_table(study: str, trials: int, progress) -> Table:
@@ -153,7 +153,7 @@ def show(
     """
     import optuna
 
-    from fino.tune.summary import format_value, open_readonly, snapshot, study_names
+    from fino.tune.summary import format_value, open_readonly, study_names, summarise
 
     try:
         storage = open_readonly(optuna_storage)
@@ -167,7 +167,7 @@ def show(
     if study not in names:
         fail(f"no study {study!r} in {optuna_storage}; there are: {', '.join(names) or 'none'}")
     loaded = optuna.load_study(study_name=study, storage=storage)
-    shot = snapshot(storage, study)
+    shot = summarise(loaded)
     table = Table(title=f"study {study}: {len(shot.trials)} trials")
     for column in ("trial", "state", "value", "params", "runs"):
         table.add_column(column)

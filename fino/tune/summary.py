@@ -61,18 +61,21 @@ def open_readonly(spec: str) -> optuna.storages.BaseStorage:
         url = make_url(spec)
         database = url.database or ""
         if (url.get_backend_name() == "sqlite" and database not in ("", ":memory:")
-                and not database.startswith("file:") and not Path(database).is_file()):
-            raise FileNotFoundError(f"no tuning storage at {database}: start a study with "
-                                    "`fino tune --task TASK`, or pass --optuna-storage")
+                and not database.startswith("file:")):
+            _must_exist(Path(database))
         return optuna.storages.RDBStorage(spec, skip_table_creation=True,
                                           skip_compatibility_check=True)
     path = Path(spec).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"no tuning storage at {path}: start a study with `fino tune "
-                                "--task TASK`, or pass --optuna-storage")
+    _must_exist(path)
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
     return JournalStorage(JournalFileBackend(str(path)))
+
+
+def _must_exist(path: Path) -> None:
+    if not path.is_file():
+        raise FileNotFoundError(f"no tuning storage at {path}: start a study with `fino tune "
+                                "--task TASK`, or pass --optuna-storage")
 
 
 def study_names(storage: optuna.storages.BaseStorage) -> list[str]:
@@ -85,6 +88,11 @@ def snapshot(storage: optuna.storages.BaseStorage, name: str) -> StudySnapshot:
         study = optuna.load_study(study_name=name, storage=storage)
     except KeyError:
         raise KeyError(f"no study {name!r}") from None
+    return summarise(study)
+
+
+def summarise(study: optuna.Study) -> StudySnapshot:
+    """A loaded study's trials, counts and settings."""
     rows = []
     for t in study.get_trials(deepcopy=False):
         reports = t.intermediate_values
@@ -94,7 +102,7 @@ def snapshot(storage: optuna.storages.BaseStorage, name: str) -> StudySnapshot:
             run_ids=tuple(t.user_attrs.get("run_ids", ())),
             last_report=(last, reports[last]) if last is not None else None))
     counts = {s: sum(r.state == s for r in rows) for s in dict.fromkeys(r.state for r in rows)}
-    return StudySnapshot(name=name, trials=tuple(rows), counts=counts,
+    return StudySnapshot(name=study.study_name, trials=tuple(rows), counts=counts,
                          settings=dict(study.user_attrs.get("fino", {})))
 
 
