@@ -1,8 +1,10 @@
-"""Which code ran: fino's version and, in a git checkout, its commit (`0.1.0+gd894f21`,
-`.dirty` when tracked files differ from it)."""
+"""Which code ran and where: fino's version and, in a git checkout, its commit
+(`0.1.0+gd894f21`, `.dirty` when tracked files differ from it); the machine a run ran on."""
 
 from __future__ import annotations
 
+import os
+import platform
 import subprocess
 from functools import cache
 from pathlib import Path
@@ -29,3 +31,35 @@ def code_version() -> str:
     except (OSError, subprocess.SubprocessError):
         return fino.__version__
     return f"{fino.__version__}+g{commit}" + (".dirty" if dirty else "")
+
+
+# A run's `started` event ends with this, then `machine()`; the study report groups runs by it.
+MACHINE_MARK = "; machine: "
+
+
+@cache
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def machine(device: str = "cpu") -> str:
+    """One line naming the machine: OS, CPU model and cores, Python, torch, and the GPU when
+    `device` is a CUDA device."""
+    import torch
+
+    text = (f"{platform.system()} {platform.machine()}, {_cpu_model()}, {os.cpu_count()} "
+            f"logical cores, Python {platform.python_version()}, torch {torch.__version__}")
+    if device.startswith("cuda") and torch.cuda.is_available():
+        text += f", {torch.cuda.get_device_name(torch.device(device))}"
+    return text
+
+
+def machine_of(message: str) -> str | None:
+    """The machine a `started` (or imported) event's message names, if it names one."""
+    return message.split(MACHINE_MARK, 1)[1].strip() if MACHINE_MARK in message else None

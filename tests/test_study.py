@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ from typer.testing import CliRunner
 
 from fino.backends.datagen.generate import generate_dataset
 from fino.cli.main import app
+from fino.provenance import MACHINE_MARK, machine, machine_of
 from fino.study.plan import PlanError, load_plan
 
 TINY = ["train.offline_steps=40", "train.online_steps=40", "train.eval_interval=20",
@@ -72,6 +74,8 @@ def test_a_tiny_study_runs_and_reports(tmp_path, monkeypatch):
     assert "online gain (online − offline), fino vs fql" in text
     assert "offline phase, injected noise vs none" not in text  # no action-noise runs here
     assert (out / "cube-single-play.png").stat().st_size > 10_000
+    assert f"- Runs made on: {machine()} (6 runs)" in text  # from each run's started event
+    assert "median (range) by task: cube-single-play-singletask-task2-v0 " in text
 
     # Results travel: export, import into another store, the same report; nothing runs again.
     archive = tmp_path / "runs.jsonl.gz"
@@ -89,8 +93,9 @@ def test_a_tiny_study_runs_and_reports(tmp_path, monkeypatch):
     runner.invoke(app, ["study", "report", str(plan), "--out", str(copy), "--dataset-dir",
                         str(data), "--db", other])
     table = [line for line in text.splitlines() if line.startswith("| ")]
-    assert table == [line for line in (copy / "report.md").read_text().splitlines()
-                     if line.startswith("| ")]
+    copied = (copy / "report.md").read_text()
+    assert table == [line for line in copied.splitlines() if line.startswith("| ")]
+    assert f"- Runs made on: {machine()} (6 runs)" in copied  # the machine travels too
     (tmp_path / "bad.jsonl").write_text("not json\n")
     bad = runner.invoke(app, ["study", "import", str(tmp_path / "bad.jsonl"), "--db", other])
     assert bad.exit_code == 1 and "not a study archive" in bad.output
@@ -128,3 +133,10 @@ def test_offline_scores_per_seed_pool_the_alike_methods_once_per_seed():
     # seed 0: mean of 10 and 30; seed 1: 20; seed 2 has no offline score; fql is not asked for
     assert offline_per_seed(cells, "t", ("fino", "fino-noise-only", "fino-balanced")) == [
         20.0, 20.0]
+
+
+def test_the_machine_is_read_back_from_an_event_message():
+    assert machine_of(f"fino on cube, step 0/10, fino 0.1.0{MACHINE_MARK}Linux x86_64, X") == \
+        "Linux x86_64, X"
+    assert machine_of("fino on cube, step 0/10, fino 0.1.0") is None
+    assert machine().startswith(platform.system()) and "torch " in machine()

@@ -10,11 +10,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from fino.provenance import MACHINE_MARK
 from fino.store.db import Store
 from fino.store.models import Event, Metric, Run
 from fino.store.queries import series_many
 from fino.study.plan import Plan
-from fino.study.report import study_runs
+from fino.study.report import run_machines, study_runs
 
 KEYS = ("eval/score", "eval/return", "policy/entropy", "policy/beta")
 FIELDS = ("name", "task", "backend", "algo", "preset", "config", "seed", "tags", "notes",
@@ -35,11 +36,13 @@ def export_study(store: Store, plan: Plan, budget: str, path: Path) -> int:
                   key=lambda r: r.id)
     with store.read() as session:
         series = {key: series_many(session, [r.id for r in runs], key) for key in KEYS}
+    machines = run_machines(store, [r.id for r in runs])
     with _open(path, "w") as f:
         for run in runs:
             record: dict[str, Any] = {field: getattr(run, field) for field in FIELDS}
             record["started_at"] = run.started_at.isoformat() if run.started_at else None
             record["finished_at"] = run.finished_at.isoformat() if run.finished_at else None
+            record["machine"] = machines.get(run.id)
             record["metrics"] = {key: [[int(s), None if v != v else float(v)]
                                        for s, v in zip(*series[key][run.id], strict=True)]
                                  for key in KEYS if run.id in series[key]}
@@ -77,7 +80,9 @@ def import_study(store: Store, path: Path) -> tuple[int, int]:
             session.add(run)
             session.flush()
             session.add(Event(run_id=run.id, kind="status", old_status=None, new_status="done",
-                              message=f"imported from {path.name}"))
+                              message=f"imported from {path.name}" + (
+                                  f"{MACHINE_MARK}{record['machine']}"
+                                  if record.get("machine") else "")))
             session.add_all(Metric(run_id=run.id, step=step, key=key, value=value, wall_time=0.0)
                             for key, points in record["metrics"].items()
                             for step, value in points)

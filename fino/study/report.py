@@ -3,8 +3,6 @@ learning curves per task, and each qualitative claim checked against the numbers
 
 from __future__ import annotations
 
-import os
-import platform
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,8 +12,9 @@ from sqlalchemy import select
 
 from fino.analysis.curves import align, band
 from fino.analysis.stats import mean_ci, offline_and_final, welch_difference
+from fino.provenance import machine, machine_of
 from fino.store.db import Store
-from fino.store.models import Run
+from fino.store.models import Event, Run
 from fino.store.queries import series_many
 from fino.study.plan import Plan
 
@@ -139,19 +138,33 @@ def _compare(a: list[float], b: list[float], name_a: str, name_b: str) -> str:
     return f"inconclusive (the interval holds 0): {text}"
 
 
-def _machine() -> str:
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import torch
+def run_machines(store: Store, run_ids: list[int]) -> dict[int, str]:
+    """The machine each run last started on, from its events (runs made before fino recorded
+    machines have none)."""
+    with store.read() as session:
+        rows = session.execute(select(Event.run_id, Event.message).where(
+            Event.run_id.in_(run_ids), Event.message.contains("machine: ")).order_by(
+            Event.id)).all()
+    return {run_id: name for run_id, message in rows if (name := machine_of(message))}
 
-    return (f"{platform.system()} {platform.machine()}, {model}, {os.cpu_count()} logical "
-            f"cores, Python {platform.python_version()}, torch {torch.__version__}")
+
+def _where_and_how_long(runs: list[Run], machines: dict[int, str]) -> list[str]:
+    """Report lines: the machines the runs were made on, and minutes per run by task."""
+    counts: dict[str, int] = {}
+    for run in runs:
+        name = machines.get(run.id, "not recorded (runs made before fino recorded machines)")
+        counts[name] = counts.get(name, 0) + 1
+    lines = ["- Runs made on: " + "; ".join(f"{name} ({n} runs)" for name, n in counts.items())]
+    by_task: dict[str, list[float]] = {}
+    for run in runs:
+        if (minutes := _minutes(run)) is not None:
+            by_task.setdefault(run.task, []).append(minutes)
+    if by_task:
+        lines.append("- Cost: wall-clock minutes per run, two runs side by side on 2 cores, "
+                     "median (range) by task: " + "; ".join(
+                         f"{task} {np.median(m):.1f} ({min(m):.1f}–{max(m):.1f}, n={len(m)})"
+                         for task, m in by_task.items()))
+    return lines
 
 
 def _dataset_rows(task: str, dataset_dir: str | None) -> str:
@@ -208,7 +221,6 @@ def write_report(store: Store, plan: Plan, budget: str, out_dir: Path,
     methods = [m.name for m in plan.methods]
     seeds = len(plan.seeds)
     done_runs = [r for r in runs.values() if r.status == "done"]
-    minutes = [m for m in map(_minutes, done_runs) if m is not None]
     missing_tasks = [t for t in dict.fromkeys(c.task.name for _, _, c in plan.configs(budget))
                      if t not in tasks]
     statuses: dict[str, int] = {}
@@ -222,7 +234,8 @@ def write_report(store: Store, plan: Plan, budget: str, out_dir: Path,
         f"Generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC from {store} by "
         f"`fino study report {plan.path}`.",
         "",
-        f"- Machine: {_machine()}",
+        f"- Report written on: {machine()}",
+        *_where_and_how_long(done_runs, run_machines(store, [r.id for r in done_runs])),
         f"- Budget `{budget}` on preset `{plan.preset}`: " + ", ".join(
             f"`{s}`" for s in plan.budgets[budget]),
         f"- Seeds: {', '.join(map(str, plan.seeds))}; runs by status: "
@@ -233,9 +246,6 @@ def write_report(store: Store, plan: Plan, budget: str, out_dir: Path,
         + (f"; none done yet: {', '.join(missing_tasks)} (every method)"
            if missing_tasks else "")
         + ". Cells with fewer seeds say n; a missing cell (–) has no finished run.",
-        *([f"- Cost: a run took {np.median(minutes):.1f} min (median of {len(minutes)}; "
-           f"{min(minutes):.1f}–{max(minutes):.1f}) wall-clock, runs side by side"]
-          if minutes else []),
         "",
         "## Datasets",
         "",

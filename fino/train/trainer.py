@@ -17,7 +17,7 @@ from fino.algo.matmul import configure_matmul
 from fino.backends.base import Task
 from fino.backends.registry import load_task
 from fino.data.buffer import ReplayBuffer
-from fino.provenance import code_version
+from fino.provenance import MACHINE_MARK, code_version, machine
 from fino.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from fino.train.config import CONFIG_NAME, RunConfig
 from fino.train.errors import TrainingDiverged
@@ -122,7 +122,8 @@ class Trainer:
         tc = self.config.train
         start = time.perf_counter()
         self.sinks.event("started", f"{self.config.algo} on {self.task.spec.name}, step "
-                         f"{self.step}/{tc.total_steps}, fino {code_version()}")
+                         f"{self.step}/{tc.total_steps}, fino {code_version()}"
+                         f"{MACHINE_MARK}{machine(str(self.agent.device))}")
         status = "done"
         try:
             if self.step == 0:
