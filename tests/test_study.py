@@ -12,6 +12,7 @@ from fino.backends.datagen.generate import generate_dataset
 from fino.cli.main import app
 from fino.provenance import MACHINE_MARK, machine, machine_of
 from fino.study.plan import PlanError, load_plan
+from fino.study.report import Cell, runs_all_zero
 
 TINY = ["train.offline_steps=40", "train.online_steps=40", "train.eval_interval=20",
         "train.eval_episodes=2", "train.eval_envs=2", "train.compile=false",
@@ -70,7 +71,21 @@ def test_a_tiny_study_runs_and_reports(tmp_path, monkeypatch):
     assert "| task | fino | fql | fino-noise-only |" in text
     assert "| cube-single-play-singletask-task2-v0 |" in text
     assert "runs by status: done 6" in text
-    assert "FINO ≥ FQL online" in text and "transitions (3 episodes)" in text
+    assert "transitions (3 episodes)" in text
+    # 40 steps learn nothing: every run ends at 0%, which is said instead of comparing zeros.
+    assert "every run (6) ends both phases at 0%" in text and "FINO ≥ FQL online" not in text
+    from sqlalchemy import update
+
+    from fino.store.models import Metric
+
+    with Store(db).write() as session:  # one FQL seed ends online at 50%: now compare
+        fql0 = next(r.id for r in list_runs(session) if r.name.endswith("-fql-s0"))
+        session.execute(update(Metric).where(Metric.run_id == fql0, Metric.key == "eval/score",
+                                             Metric.step == 80).values(value=50.0))
+    runner.invoke(app, ["study", "report", str(plan), "--out", str(out), "--dataset-dir",
+                        str(data), "--db", db])
+    text = (out / "report.md").read_text()
+    assert "FINO ≥ FQL online" in text and "every run (6)" not in text
     assert "online gain (online − offline), fino vs fql" in text
     assert "offline phase, injected noise vs none" not in text  # no action-noise runs here
     assert (out / "cube-single-play.png").stat().st_size > 10_000
@@ -140,3 +155,15 @@ def test_the_machine_is_read_back_from_an_event_message():
         "Linux x86_64, X"
     assert machine_of("fino on cube, step 0/10, fino 0.1.0") is None
     assert machine().startswith(platform.system()) and "torch " in machine()
+
+
+def test_a_task_where_every_run_ends_at_zero_is_said_so_not_compared():
+    def cell(*pairs):
+        return Cell((0, 0, 0), (0, 0, 0), [], dict(enumerate(pairs)))
+
+    cells = {("a", "fino"): cell((0.0, 0.0), (0.0, 0.0)), ("a", "fql"): cell((0.0, 0.0)),
+             ("b", "fino"): cell((0.0, 0.0)), ("b", "fql"): cell((0.0, 2.0)),
+             ("c", "fino"): cell((None, None))}
+    assert runs_all_zero(cells, "a") == 3
+    assert runs_all_zero(cells, "b") == 0  # one run reached 2%: compare as usual
+    assert runs_all_zero(cells, "c") == 0  # nothing finished: nothing to say

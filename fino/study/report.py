@@ -113,6 +113,14 @@ def _gains(cell: Cell) -> list[float]:
     return [on - off for off, on in cell.per_seed.values() if off is not None and on is not None]
 
 
+def runs_all_zero(cells: dict[tuple[str, str], Cell], task: str) -> int:
+    """How many runs the task has when every one ends both phases at 0%, else 0."""
+    pairs = [pair for (t, _), cell in cells.items() if t == task
+             for pair in cell.per_seed.values()]
+    ends = [v for pair in pairs for v in pair if v is not None]
+    return len(pairs) if ends and not any(ends) else 0
+
+
 def _score(value: float | None) -> str:
     return "–" if value is None else f"{value:.0f}"
 
@@ -281,6 +289,10 @@ def write_report(store: Store, plan: Plan, budget: str, out_dir: Path,
     for task in tasks:
         lines.append(f"**{task}**")
         lines.append("")
+        if zeros := runs_all_zero(cells, task):
+            lines += [f"- every run ({zeros}) ends both phases at 0%: at this budget the task "
+                      "cannot rank the methods; nothing to compare.", ""]
+            continue
         if (task, "fino") in cells and (task, "fql") in cells:
             lines.append("- offline scores FINO vs FQL (the paper: equal): " + _compare(
                 _scores(cells[(task, "fino")], 0), _scores(cells[(task, "fql")], 0), "fino",
