@@ -156,13 +156,20 @@ def run_machines(store: Store, run_ids: list[int]) -> dict[int, str]:
     return {run_id: name for run_id, message in rows if (name := machine_of(message))}
 
 
+def _runs(n: int) -> str:
+    return f"{n} run" + ("" if n == 1 else "s")
+
+
 def _where_and_how_long(runs: list[Run], machines: dict[int, str]) -> list[str]:
     """Report lines: the machines the runs were made on, and minutes per run by task."""
     counts: dict[str, int] = {}
     for run in runs:
-        name = machines.get(run.id, "not recorded (runs made before fino recorded machines)")
-        counts[name] = counts.get(name, 0) + 1
-    lines = ["- Runs made on: " + "; ".join(f"{name} ({n} runs)" for name, n in counts.items())]
+        counts[machines.get(run.id, "")] = counts.get(machines.get(run.id, ""), 0) + 1
+    unknown = counts.pop("", 0)
+    lines = ["- Runs made on: " + "; ".join(
+        [f"{name} ({_runs(n)})" for name, n in counts.items()]
+        + ([f"not recorded for {_runs(unknown)} (made before fino recorded machines)"]
+           if unknown else []))]
     by_task: dict[str, list[float]] = {}
     for run in runs:
         if (minutes := _minutes(run)) is not None:
