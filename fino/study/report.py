@@ -3,6 +3,7 @@ learning curves per task, and each qualitative claim checked against the numbers
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,7 +13,7 @@ from sqlalchemy import select
 
 from fino.analysis.curves import align, band
 from fino.analysis.stats import mean_ci, offline_and_final, welch_difference
-from fino.provenance import machine, machine_of
+from fino.provenance import MACHINE_MARK, machine, machine_of
 from fino.store.db import Store
 from fino.store.models import Event, Run
 from fino.store.queries import series_many
@@ -151,7 +152,7 @@ def run_machines(store: Store, run_ids: list[int]) -> dict[int, str]:
     machines have none)."""
     with store.read() as session:
         rows = session.execute(select(Event.run_id, Event.message).where(
-            Event.run_id.in_(run_ids), Event.message.contains("machine: ")).order_by(
+            Event.run_id.in_(run_ids), Event.message.contains(MACHINE_MARK)).order_by(
             Event.id)).all()
     return {run_id: name for run_id, message in rows if (name := machine_of(message))}
 
@@ -162,9 +163,7 @@ def _runs(n: int) -> str:
 
 def _where_and_how_long(runs: list[Run], machines: dict[int, str]) -> list[str]:
     """Report lines: the machines the runs were made on, and minutes per run by task."""
-    counts: dict[str, int] = {}
-    for run in runs:
-        counts[machines.get(run.id, "")] = counts.get(machines.get(run.id, ""), 0) + 1
+    counts = Counter(machines.get(run.id, "") for run in runs)
     unknown = counts.pop("", 0)
     lines = ["- Runs made on: " + "; ".join(
         [f"{name} ({_runs(n)})" for name, n in counts.items()]
@@ -175,10 +174,9 @@ def _where_and_how_long(runs: list[Run], machines: dict[int, str]) -> list[str]:
         if (minutes := _minutes(run)) is not None:
             by_task.setdefault(run.task, []).append(minutes)
     if by_task:
-        lines.append("- Cost: wall-clock minutes per run, two runs side by side on 2 cores, "
-                     "median (range) by task: " + "; ".join(
-                         f"{task} {np.median(m):.1f} ({min(m):.1f}–{max(m):.1f}, n={len(m)})"
-                         for task, m in by_task.items()))
+        lines.append("- Cost: wall-clock minutes per run, median (range) by task: " + "; ".join(
+            f"{task} {np.median(m):.1f} ({min(m):.1f}–{max(m):.1f}, n={len(m)})"
+            for task, m in by_task.items()))
     return lines
 
 
