@@ -175,6 +175,32 @@ def test_welch_difference_matches_scipys_welch_interval() -> None:
     assert welch_difference([5.0, 5.0], [3.0, 3.0])[:2] == (2.0, 0.0)
 
 
+
+def _with_moments(mean: float, sd: float, n: int) -> np.ndarray:
+    """n values whose sample mean and standard deviation (ddof 1) are exactly these."""
+    z = np.linspace(-1.0, 1.0, n)
+    return mean + sd * (z - z.mean()) / z.std(ddof=1)
+
+
+def test_seeds_to_resolve_is_the_first_n_whose_welch_interval_excludes_zero() -> None:
+    from fino.analysis.stats import seeds_to_resolve, welch_difference
+
+    a, b = [33.6, 28.0, 18.0, 34.0, 40.0, 48.0], [34.0, 26.0, 42.0, 38.0, 32.0]
+    n = seeds_to_resolve(a, b)
+    assert n is not None and n > len(b)  # inconclusive now, so more seeds than we have
+    sa, sb = np.std(a, ddof=1), np.std(b, ddof=1)
+
+    def half(k: int) -> float:
+        return welch_difference(_with_moments(np.mean(a), sa, k),
+                                _with_moments(np.mean(b), sb, k))[1]
+
+    gap = abs(np.mean(a) - np.mean(b))
+    assert half(n) < gap <= half(n - 1)
+    assert seeds_to_resolve([1.0, 2.0], [1.0, 2.0]) is None  # equal means: never
+    assert seeds_to_resolve([1.0], b) is None  # one seed has no spread
+    assert seeds_to_resolve([5.0, 5.0], [3.0, 3.0]) == 2
+    assert seeds_to_resolve([0.0, 10.0], [0.1, 9.9], max_n=50) is None  # far too many
+
 def test_mean_ci_matches_the_hand_computed_student_t_interval() -> None:
     mean, half, n = mean_ci([60.0, 70.0, 80.0])
     assert (mean, n) == (70.0, 3)

@@ -87,6 +87,8 @@ def test_a_tiny_study_runs_and_reports(tmp_path, monkeypatch):
     text = (out / "report.md").read_text()
     assert "FINO ≥ FQL online" in text and "every run (6)" not in text
     assert "online gain (online − offline), fino vs fql" in text
+    assert "inconclusive (the interval holds 0; about " in text  # 50% vs 0% on one seed of two
+    assert "seeds per method would resolve a difference this large" in text
     assert "offline phase, injected noise vs none" not in text  # no action-noise runs here
     assert (out / "cube-single-play.png").stat().st_size > 10_000
     assert f"- Runs made on: {machine()} (6 runs)" in text  # from each run's started event

@@ -50,6 +50,31 @@ def welch_difference(a: Iterable[float], b: Iterable[float], confidence: float =
     return diff, float(t.ppf((1 + confidence) / 2, dof) * math.sqrt(vx + vy)), float(dof)
 
 
+
+def seeds_to_resolve(a: Iterable[float], b: Iterable[float], confidence: float = 0.95,
+                     max_n: int = 1000) -> int | None:
+    """Seeds per method at which the Welch interval of mean(a) − mean(b) would exclude 0 if the
+    observed means and spreads held: the smallest n with t(dof_n) · sqrt((s_a² + s_b²)/n) <
+    |mean(a) − mean(b)|. None with fewer than two finite values on a side, equal means, or
+    more than `max_n` seeds needed. A planning figure: it assumes the spread stays as seen."""
+    x = np.asarray([v for v in a if v is not None and math.isfinite(v)], dtype=np.float64)
+    y = np.asarray([v for v in b if v is not None and math.isfinite(v)], dtype=np.float64)
+    if len(x) < 2 or len(y) < 2:
+        return None
+    diff = abs(float(x.mean() - y.mean()))
+    vx, vy = float(x.var(ddof=1)), float(y.var(ddof=1))
+    if diff == 0:
+        return None
+    if vx + vy == 0:
+        return 2
+    from scipy.stats import t
+
+    n = np.arange(2, max_n + 1, dtype=np.float64)
+    dof = (vx + vy) ** 2 * (n - 1) / (vx**2 + vy**2)  # Welch–Satterthwaite with n per side
+    half = t.ppf((1 + confidence) / 2, dof) * np.sqrt((vx + vy) / n)
+    resolved = np.flatnonzero(half < diff)
+    return int(n[resolved[0]]) if len(resolved) else None
+
 @dataclass(frozen=True)
 class RunScores:
     """One run's scores on one key; None where the run has no such evaluation."""

@@ -12,7 +12,7 @@ import numpy as np
 from sqlalchemy import select
 
 from fino.analysis.curves import align, band
-from fino.analysis.stats import mean_ci, offline_and_final, welch_difference
+from fino.analysis.stats import mean_ci, offline_and_final, seeds_to_resolve, welch_difference
 from fino.provenance import MACHINE_MARK, machine, machine_of
 from fino.store.db import Store
 from fino.store.models import Event, Run
@@ -144,7 +144,14 @@ def _compare(a: list[float], b: list[float], name_a: str, name_b: str) -> str:
         return f"{name_a} higher: {text}"
     if diff + half < 0:
         return f"{name_b} higher: {text}"
-    return f"inconclusive (the interval holds 0): {text}"
+    needed = seeds_to_resolve(a, b)
+    if needed is None:
+        hint = "no number of seeds resolves a zero difference" if diff == 0 else (
+            "more than 1000 seeds per method would be needed at this spread")
+    else:
+        hint = (f"about {needed} seeds per method would resolve a difference this large at "
+                "this spread")
+    return f"inconclusive (the interval holds 0; {hint}): {text}"
 
 
 def run_machines(store: Store, run_ids: list[int]) -> dict[int, str]:
@@ -337,8 +344,9 @@ def write_report(store: Store, plan: Plan, budget: str, out_dir: Path,
                         offline_steps)
         lines.append(f"![{task}]({png.name})")
     lines += ["", "What would settle the inconclusive comparisons: more seeds (the intervals "
-              "shrink as 1/sqrt(n)) and the paper's budget (1M + 500k steps) on a GPU machine "
-              f"(`fino study run {plan.path} --budget paper`).", ""]
+              "shrink as 1/sqrt(n); each inconclusive line estimates how many, assuming the "
+              "means and spreads seen so far hold) and the paper's budget (1M + 500k "
+              f"steps) on a GPU machine (`fino study run {plan.path} --budget paper`).", ""]
     report = out_dir / "report.md"
     report.write_text("\n".join(lines))
     return report
