@@ -17,7 +17,7 @@ def mean_ci(values: Iterable[float], confidence: float = 0.95) -> tuple[float, f
     """
     if not 0 < confidence < 1:
         raise ValueError(f"confidence={confidence}: must be in (0, 1)")
-    x = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=np.float64)
+    x = _finite_array(values)
     n = len(x)
     if n == 0:
         return math.nan, math.nan, 0
@@ -36,8 +36,8 @@ def welch_difference(a: Iterable[float], b: Iterable[float], confidence: float =
 
     Two independent samples with unequal variances (Welch–Satterthwaite); nan with fewer than
     two finite values on a side. Both samples without spread: the half-width is 0."""
-    x = np.asarray([v for v in a if v is not None and math.isfinite(v)], dtype=np.float64)
-    y = np.asarray([v for v in b if v is not None and math.isfinite(v)], dtype=np.float64)
+    x = _finite_array(a)
+    y = _finite_array(b)
     if len(x) < 2 or len(y) < 2:
         return math.nan, math.nan, math.nan
     diff = float(x.mean() - y.mean())
@@ -57,8 +57,8 @@ def seeds_to_resolve(a: Iterable[float], b: Iterable[float], confidence: float =
     observed means and spreads held: the smallest n with t(dof_n) · sqrt((s_a² + s_b²)/n) <
     |mean(a) − mean(b)|. None with fewer than two finite values on a side, equal means, or
     more than `max_n` seeds needed. A planning figure: it assumes the spread stays as seen."""
-    x = np.asarray([v for v in a if v is not None and math.isfinite(v)], dtype=np.float64)
-    y = np.asarray([v for v in b if v is not None and math.isfinite(v)], dtype=np.float64)
+    x = _finite_array(a)
+    y = _finite_array(b)
     if len(x) < 2 or len(y) < 2:
         return None
     diff = abs(float(x.mean() - y.mean()))
@@ -98,6 +98,12 @@ def offline_and_final(
     finite = [v for _, v in pairs if v is not None]
     return RunScores(offline=offline[-1] if offline else None, final=pairs[-1][1],
                      best=max(finite) if finite else None, final_step=pairs[-1][0])
+
+
+def _finite_array(values: Iterable[float | None]) -> np.ndarray:
+    """The finite values as float64; None and nan/inf are left out."""
+    return np.asarray([v for v in values if v is not None and math.isfinite(v)],
+                      dtype=np.float64)
 
 
 def _finite(value: float | None) -> float | None:
