@@ -175,7 +175,6 @@ def test_welch_difference_matches_scipys_welch_interval() -> None:
     assert welch_difference([5.0, 5.0], [3.0, 3.0])[:2] == (2.0, 0.0)
 
 
-
 def _with_moments(mean: float, sd: float, n: int) -> np.ndarray:
     """n values whose sample mean and standard deviation (ddof 1) are exactly these."""
     z = np.linspace(-1.0, 1.0, n)
@@ -200,6 +199,7 @@ def test_seeds_to_resolve_is_the_first_n_whose_welch_interval_excludes_zero() ->
     assert seeds_to_resolve([1.0], b) is None  # one seed has no spread
     assert seeds_to_resolve([5.0, 5.0], [3.0, 3.0]) == 2
     assert seeds_to_resolve([0.0, 10.0], [0.1, 9.9], max_n=50) is None  # far too many
+
 
 def test_mean_ci_matches_the_hand_computed_student_t_interval() -> None:
     mean, half, n = mean_ci([60.0, 70.0, 80.0])

@@ -41,14 +41,11 @@ def welch_difference(a: Iterable[float], b: Iterable[float], confidence: float =
     if len(x) < 2 or len(y) < 2:
         return math.nan, math.nan, math.nan
     diff = float(x.mean() - y.mean())
-    vx, vy = x.var(ddof=1) / len(x), y.var(ddof=1) / len(y)
-    if vx + vy == 0:
+    var_x, var_y = x.var(ddof=1), y.var(ddof=1)
+    if var_x + var_y == 0:
         return diff, 0.0, float(len(x) + len(y) - 2)
-    dof = (vx + vy) ** 2 / (vx**2 / (len(x) - 1) + vy**2 / (len(y) - 1))
-    from scipy.stats import t
-
-    return diff, float(t.ppf((1 + confidence) / 2, dof) * math.sqrt(vx + vy)), float(dof)
-
+    half, dof = _welch_half_width(var_x, len(x), var_y, len(y), confidence)
+    return diff, float(half), float(dof)
 
 
 def seeds_to_resolve(a: Iterable[float], b: Iterable[float], confidence: float = 0.95,
@@ -62,18 +59,28 @@ def seeds_to_resolve(a: Iterable[float], b: Iterable[float], confidence: float =
     if len(x) < 2 or len(y) < 2:
         return None
     diff = abs(float(x.mean() - y.mean()))
-    vx, vy = float(x.var(ddof=1)), float(y.var(ddof=1))
     if diff == 0:
         return None
-    if vx + vy == 0:
+    var_x, var_y = x.var(ddof=1), y.var(ddof=1)
+    if var_x + var_y == 0:
         return 2
-    from scipy.stats import t
-
     n = np.arange(2, max_n + 1, dtype=np.float64)
-    dof = (vx + vy) ** 2 * (n - 1) / (vx**2 + vy**2)  # Welch–Satterthwaite with n per side
-    half = t.ppf((1 + confidence) / 2, dof) * np.sqrt((vx + vy) / n)
+    half, _ = _welch_half_width(var_x, n, var_y, n, confidence)
     resolved = np.flatnonzero(half < diff)
     return int(n[resolved[0]]) if len(resolved) else None
+
+
+def _welch_half_width(var_x: float, n_x: float | np.ndarray, var_y: float,
+                      n_y: float | np.ndarray, confidence: float
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Half-width of the Welch interval and its Welch–Satterthwaite degrees of freedom, from
+    the sample variances (ddof 1) and sizes; element-wise over array sizes."""
+    from scipy.stats import t  # a heavy import, needed only here
+
+    se_x, se_y = var_x / n_x, var_y / n_y
+    dof = (se_x + se_y) ** 2 / (se_x**2 / (n_x - 1) + se_y**2 / (n_y - 1))
+    return t.ppf((1 + confidence) / 2, dof) * np.sqrt(se_x + se_y), dof
+
 
 @dataclass(frozen=True)
 class RunScores:
