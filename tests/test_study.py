@@ -12,7 +12,7 @@ from fino.backends.datagen.generate import generate_dataset
 from fino.cli.main import app
 from fino.provenance import MACHINE_MARK, machine, machine_of
 from fino.study.plan import PlanError, load_plan
-from fino.study.report import Cell, runs_all_zero
+from fino.study.report import Cell, remaining_cost, runs_all_zero
 
 TINY = ["train.offline_steps=40", "train.online_steps=40", "train.eval_interval=20",
         "train.eval_episodes=2", "train.eval_envs=2", "train.compile=false",
@@ -93,6 +93,7 @@ def test_a_tiny_study_runs_and_reports(tmp_path, monkeypatch):
     assert (out / "cube-single-play.png").stat().st_size > 10_000
     assert f"- Runs made on: {machine()} (6 runs)" in text  # from each run's started event
     assert "median (range) by task: cube-single-play-singletask-task2-v0 " in text
+    assert "still to do" not in text  # all 6 planned runs are done
 
     # Results travel: export, import into another store, the same report; nothing runs again.
     archive = tmp_path / "runs.jsonl.gz"
@@ -169,3 +170,10 @@ def test_a_task_where_every_run_ends_at_zero_is_said_so_not_compared():
     assert runs_all_zero(cells, "a") == 3
     assert runs_all_zero(cells, "b") == 0  # one run reached 2%: compare as usual
     assert runs_all_zero(cells, "c") == 0  # nothing finished: nothing to say
+
+
+def test_the_runs_still_to_do_cost_their_task_s_median_minutes():
+    minutes = {"a": [10.0, 30.0, 11.0], "b": [4.0, 6.0]}  # medians 11 and 5, means 17 and 5
+    assert remaining_cost(["a", "a", "b"], minutes) == (27.0, 0)
+    assert remaining_cost(["a", "c", "c"], minutes) == (11.0, 2)  # c: nothing finished
+    assert remaining_cost([], minutes) == (0.0, 0)

@@ -168,6 +168,39 @@ def _runs(n: int) -> str:
     return f"{n} run" + ("" if n == 1 else "s")
 
 
+def minutes_by_task(runs: list[Run]) -> dict[str, list[float]]:
+    """Wall-clock minutes of each finished run, by task."""
+    by_task: dict[str, list[float]] = {}
+    for run in runs:
+        if (minutes := _minutes(run)) is not None:
+            by_task.setdefault(run.task, []).append(minutes)
+    return by_task
+
+
+def remaining_cost(tasks: list[str], minutes: dict[str, list[float]]) -> tuple[float, int]:
+    """Minutes the runs still to do (one task each) would take at the median cost of their
+    task's finished runs, and how many of them have no finished run to estimate from."""
+    medians = {task: float(np.median(m)) for task, m in minutes.items() if m}
+    return (sum(medians.get(task, 0.0) for task in tasks),
+            sum(task not in medians for task in tasks))
+
+
+def _remaining(tasks: list[str], minutes: dict[str, list[float]]) -> str:
+    """Coverage clause: what the runs not done yet would cost."""
+    if not tasks:
+        return ""
+    total, unknown = remaining_cost(tasks, minutes)
+    known = len(tasks) - unknown
+    text = ""
+    if known:
+        text = (f"; the {_runs(known)} still to do on measured tasks would take about "
+                f"{total / 60:.1f} run-hours at their task's median cost "
+                f"({total / 120:.1f} h of wall clock with two workers)")
+    if unknown:
+        text += f"; no cost estimate yet for {_runs(unknown)} on tasks with no finished run"
+    return text
+
+
 def _where_and_how_long(runs: list[Run], machines: dict[int, str]) -> list[str]:
     """Report lines: the machines the runs were made on, and minutes per run by task."""
     counts = Counter(machines.get(run.id, "") for run in runs)
@@ -176,10 +209,7 @@ def _where_and_how_long(runs: list[Run], machines: dict[int, str]) -> list[str]:
         [f"{name} ({_runs(n)})" for name, n in counts.items()]
         + ([f"not recorded for {_runs(unknown)} (made before fino recorded machines)"]
            if unknown else []))]
-    by_task: dict[str, list[float]] = {}
-    for run in runs:
-        if (minutes := _minutes(run)) is not None:
-            by_task.setdefault(run.task, []).append(minutes)
+    by_task = minutes_by_task(runs)
     if by_task:
         lines.append("- Cost: wall-clock minutes per run, median (range) by task: " + "; ".join(
             f"{task} {np.median(m):.1f} ({min(m):.1f}–{max(m):.1f}, n={len(m)})"
@@ -241,6 +271,7 @@ def write_report(store: Store, plan: Plan, budget: str, out_dir: Path,
     methods = [m.name for m in plan.methods]
     seeds = len(plan.seeds)
     done_runs = [r for r in runs.values() if r.status == "done"]
+    done_keys = {key for key, run in runs.items() if run.status == "done"}
     missing_tasks = [t for t in dict.fromkeys(c.task.name for _, _, c in plan.configs(budget))
                      if t not in tasks]
     statuses: dict[str, int] = {}
@@ -265,6 +296,7 @@ def write_report(store: Store, plan: Plan, budget: str, out_dir: Path,
         f"- Coverage: {len(done_runs)} of the plan's {len(planned)} runs are done"
         + (f"; none done yet: {', '.join(missing_tasks)} (every method)"
            if missing_tasks else "")
+        + _remaining([task for task, _, _ in planned - done_keys], minutes_by_task(done_runs))
         + ". Cells with fewer seeds say n; a missing cell (–) has no finished run.",
         "",
         "## Datasets",
