@@ -87,6 +87,8 @@ def test_a_tiny_study_runs_and_reports(tmp_path, monkeypatch):
     text = (out / "report.md").read_text()
     assert "FINO ≥ FQL online" in text and "every run (6)" not in text
     assert "online gain (online − offline), fino vs fql" in text
+    assert ("entropy guidance matters (FINO vs noise only): fino and fino-noise-only are 0.0 on "
+            "every seed (n=2/2): nothing to compare") in text
     assert "inconclusive (the interval holds 0; about " in text  # 50% vs 0% on one seed of two
     assert "seeds per method would resolve a difference this large" in text
     assert "offline phase, injected noise vs none" not in text  # no action-noise runs here

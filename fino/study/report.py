@@ -137,6 +137,9 @@ def _compare(a: list[float], b: list[float], name_a: str, name_b: str) -> str:
     more than that interval shows."""
     if len(a) < 2 or len(b) < 2:
         return f"not enough seeds ({name_a} n={len(a)}, {name_b} n={len(b)})"
+    if len(set(a) | set(b)) == 1:
+        return (f"{name_a} and {name_b} are {a[0]:.1f} on every seed (n={len(a)}/{len(b)}): "
+                "nothing to compare")
     diff, half, _ = welch_difference(a, b)
     text = (f"{name_a} {np.mean(a):.1f} vs {name_b} {np.mean(b):.1f}, difference "
             f"{diff:+.1f} ± {half:.1f} (95% Welch CI, n={len(a)}/{len(b)})")
