@@ -204,7 +204,8 @@ def _remaining(tasks: list[str], minutes: dict[str, list[float]]) -> str:
     return text
 
 
-def _where_and_how_long(runs: list[Run], machines: dict[int, str]) -> list[str]:
+def _where_and_how_long(runs: list[Run], machines: dict[int, str],
+                        by_task: dict[str, list[float]]) -> list[str]:
     """Report lines: the machines the runs were made on, and minutes per run by task."""
     counts = Counter(machines.get(run.id, "") for run in runs)
     unknown = counts.pop("", 0)
@@ -212,7 +213,6 @@ def _where_and_how_long(runs: list[Run], machines: dict[int, str]) -> list[str]:
         [f"{name} ({_runs(n)})" for name, n in counts.items()]
         + ([f"not recorded for {_runs(unknown)} (made before fino recorded machines)"]
            if unknown else []))]
-    by_task = minutes_by_task(runs)
     if by_task:
         lines.append("- Cost: wall-clock minutes per run, median (range) by task: " + "; ".join(
             f"{task} {np.median(m):.1f} ({min(m):.1f}–{max(m):.1f}, n={len(m)})"
@@ -275,6 +275,7 @@ def write_report(store: Store, plan: Plan, budget: str, out_dir: Path,
     seeds = len(plan.seeds)
     done_runs = [r for r in runs.values() if r.status == "done"]
     done_keys = {key for key, run in runs.items() if run.status == "done"}
+    minutes = minutes_by_task(done_runs)
     missing_tasks = [t for t in dict.fromkeys(c.task.name for _, _, c in plan.configs(budget))
                      if t not in tasks]
     statuses: dict[str, int] = {}
@@ -289,7 +290,7 @@ def write_report(store: Store, plan: Plan, budget: str, out_dir: Path,
         f"`fino study report {plan.path}`.",
         "",
         f"- Report written on: {machine()}",
-        *_where_and_how_long(done_runs, run_machines(store, [r.id for r in done_runs])),
+        *_where_and_how_long(done_runs, run_machines(store, [r.id for r in done_runs]), minutes),
         f"- Budget `{budget}` on preset `{plan.preset}`: " + ", ".join(
             f"`{s}`" for s in plan.budgets[budget]),
         f"- Seeds: {', '.join(map(str, plan.seeds))}; runs by status: "
@@ -299,7 +300,7 @@ def write_report(store: Store, plan: Plan, budget: str, out_dir: Path,
         f"- Coverage: {len(done_runs)} of the plan's {len(planned)} runs are done"
         + (f"; none done yet: {', '.join(missing_tasks)} (every method)"
            if missing_tasks else "")
-        + _remaining([task for task, _, _ in planned - done_keys], minutes_by_task(done_runs))
+        + _remaining([task for task, _, _ in planned - done_keys], minutes)
         + ". Cells with fewer seeds say n; a missing cell (–) has no finished run.",
         "",
         "## Datasets",
