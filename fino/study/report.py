@@ -20,6 +20,8 @@ from fino.store.queries import series_many
 from fino.study.plan import Plan
 
 KEY = "eval/score"
+# Secondary measure where no run succeeds: the task's reward summed over an episode.
+RETURN_KEY = "eval/return"
 
 
 def study_tags(plan: Plan, budget: str, method: str) -> list[str]:
@@ -51,12 +53,14 @@ class Cell:
     per_seed: dict[int, tuple[float | None, float | None]]  # seed -> (offline, final)
 
 
-def summarise(store: Store, plan: Plan, budget: str) -> dict[tuple[str, str], Cell]:
-    """(task, method) -> scores over the seeds whose runs are done."""
+def summarise(store: Store, plan: Plan, budget: str,
+              key: str = KEY) -> dict[tuple[str, str], Cell]:
+    """(task, method) -> one evaluation metric (the score by default) over the seeds whose runs
+    are done: offline = its last value of the offline phase, online = its last value."""
     runs = study_runs(store, plan, budget)
     done = {k: r for k, r in runs.items() if r.status == "done"}
     with store.read() as session:
-        series = series_many(session, [r.id for r in done.values()], KEY)
+        series = series_many(session, [r.id for r in done.values()], key)
     cells = {}
     with_results = {r.task for r in done.values()}
     tasks = [t for t in dict.fromkeys(c.task.name for _, _, c in plan.configs(budget))
@@ -157,6 +161,97 @@ def _compare(a: list[float], b: list[float], name_a: str, name_b: str) -> str:
     return f"inconclusive (the interval holds 0; {hint}): {text}"
 
 
+CLAIMS = [("fino", "fql", "FINO ≥ FQL online"),
+          ("fino", "fino-noise-only", "entropy guidance matters (FINO vs noise only)"),
+          ("fino", "action-noise", "injected noise beats Gaussian action noise")]
+
+
+def claim_lines(cells: dict[tuple[str, str], Cell], task: str) -> list[str]:
+    """The paper's claims (and the comparisons that explain them) on one task, each judged by
+    the 95% Welch interval of the difference over seeds, for whatever metric `cells` holds."""
+    lines = []
+    if (task, "fino") in cells and (task, "fql") in cells:
+        lines.append("- offline scores FINO vs FQL (the paper: equal): " + _compare(
+            _scores(cells[(task, "fino")], 0), _scores(cells[(task, "fql")], 0), "fino", "fql"))
+    for a, b, claim in CLAIMS:
+        if (task, a) in cells and (task, b) in cells:
+            lines.append(f"- {claim}: " + _compare(_scores(cells[(task, a)], 1),
+                                                   _scores(cells[(task, b)], 1), a, b))
+    # Where offline scores differ, what fine-tuning added is the fairer reading of "online".
+    for a, b in (("fino", "fql"), ("fino-balanced", "fino")):
+        if (task, a) in cells and (task, b) in cells:
+            lines.append(f"- online gain (online − offline), {a} vs {b}: " + _compare(
+                _gains(cells[(task, a)]), _gains(cells[(task, b)]), a, b))
+    injected = offline_per_seed(cells, task, OFFLINE_ALIKE["injected"])
+    plain = offline_per_seed(cells, task, OFFLINE_ALIKE["none"])
+    if injected and plain:
+        lines.append(
+            "- offline phase, injected noise vs none, evaluated alike (best of K candidates; "
+            "per seed the mean of fino, noise-only and balanced runs vs action-noise, whose "
+            "offline phase is FQL's training): " + _compare(injected, plain, "injected", "none"))
+    if (task, "fql") in cells and (task, "action-noise") in cells:
+        lines.append(
+            "- evaluation rule, same offline training (η=0): one sample (fql) vs the best "
+            "of K candidates by Q (action-noise, as FINO evaluates): " + _compare(
+                _scores(cells[(task, "fql")], 0), _scores(cells[(task, "action-noise")], 0),
+                "fql", "action-noise"))
+    if (task, "fino-balanced") in cells and (task, "fino") in cells:
+        lines.append("- balanced 50/50 sampling vs uniform (not a claim of the paper; its "
+                     "suggested remedy for distribution shift): " + _compare(
+                         _scores(cells[(task, "fino-balanced")], 1),
+                         _scores(cells[(task, "fino")], 1), "fino-balanced", "fino"))
+    return lines
+
+
+def all_equal(cells: dict[tuple[str, str], Cell], task: str) -> bool:
+    """Whether every offline and online value of the task's runs is the same number."""
+    ends = {v for (t, _), cell in cells.items() if t == task
+            for pair in cell.per_seed.values() for v in pair if v is not None}
+    return len(ends) <= 1
+
+
+def return_section(store: Store, plan: Plan, budget: str, cells: dict[tuple[str, str], Cell],
+                   tasks: list[str], out_dir: Path, offline_steps: int) -> list[str]:
+    """Report lines (and a PNG per task): the evaluation return of the tasks where no run
+    succeeds, a secondary measure of partial progress (nothing when every task has a success)."""
+    zero = [task for task in tasks if runs_all_zero(cells, task)]
+    if not zero:
+        return []
+    returns = summarise(store, plan, budget, key=RETURN_KEY)
+    seeds = len(plan.seeds)
+    methods = [m.name for m in plan.methods]
+    lines = ["## Partial progress where no run succeeds (secondary)", "",
+             "Where every run of a task ends both phases at 0% success, the evaluation return "
+             "(the task's reward summed over an episode, mean over the evaluation episodes; "
+             "OGBench singletask: −1 per step for each cube or button not in its goal state, "
+             "mazes −1 per step until the goal; higher is better) can still show partial "
+             "progress. It is not the paper's metric, and this reading was added after the "
+             "success rates came out at 0: a hint of which way the methods lean, not a test of "
+             "the paper's claims.", "",
+             "| task | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
+    for task in zero:
+        row = [f"{_fmt(returns[(task, m)].offline, seeds)} → "
+               f"{_fmt(returns[(task, m)].online, seeds)}" if (task, m) in returns else "–"
+               for m in methods]
+        lines.append(f"| {task} | " + " | ".join(row) + " |")
+    lines.append("")
+    for task in zero:
+        lines += [f"**{task}** (evaluation return)", ""]
+        if all_equal(returns, task):
+            lines += ["- every run has the same return at the end of both phases: no partial "
+                      "progress to compare either.", ""]
+            continue
+        png = plot_task(task, returns, plan, out_dir / f"{_stem(task)}-return.png",
+                        offline_steps, what="evaluation return", unit="return per episode")
+        lines += [*claim_lines(returns, task), "", f"![{task}: return]({png.name})", ""]
+    return lines
+
+
+def _stem(task: str) -> str:
+    """A task's file name stem: cube-double-play-singletask-task2-v0 -> cube-double-play."""
+    return task.split("-singletask")[0]
+
+
 def run_machines(store: Store, run_ids: list[int]) -> dict[int, str]:
     """The machine each run last started on, from its events (runs made before fino recorded
     machines have none)."""
@@ -234,7 +329,8 @@ def _dataset_rows(task: str, dataset_dir: str | None) -> str:
 
 
 def plot_task(task: str, cells: dict[tuple[str, str], Cell], plan: Plan, out: Path,
-              offline_steps: int) -> Path:
+              offline_steps: int, what: str = "evaluation score",
+              unit: str = "success rate (%)") -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -252,9 +348,9 @@ def plot_task(task: str, cells: dict[tuple[str, str], Cell], plan: Plan, out: Pa
         if len(curves) > 1:
             ax.fill_between(steps, mean - half, mean + half, alpha=0.2)
     ax.axvline(offline_steps, color="grey", linestyle="--", linewidth=1)
-    ax.set_title(f"{task}: evaluation score, mean ± 95% CI over seeds")
+    ax.set_title(f"{task}: {what}, mean ± 95% CI over seeds")
     ax.set_xlabel("step (offline updates, then online env steps)")
-    ax.set_ylabel("success rate (%)")
+    ax.set_ylabel(unit)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -331,52 +427,19 @@ def write_report(store: Store, plan: Plan, budget: str, out_dir: Path,
                 else "–" for s in plan.seeds) + " |")
         lines.append("")
     lines += ["", "## The paper's qualitative claims, checked on these seeds", ""]
-    checks = [("fino", "fql", "FINO ≥ FQL online"),
-              ("fino", "fino-noise-only", "entropy guidance matters (FINO vs noise only)"),
-              ("fino", "action-noise", "injected noise beats Gaussian action noise")]
     for task in tasks:
         lines.append(f"**{task}**")
         lines.append("")
         if zeros := runs_all_zero(cells, task):
             lines += [f"- every run ({zeros}) ends both phases at 0%: at this budget the task "
-                      "cannot rank the methods; nothing to compare.", ""]
+                      "cannot rank the methods by success; nothing to compare (its evaluation "
+                      "return: below).", ""]
             continue
-        if (task, "fino") in cells and (task, "fql") in cells:
-            lines.append("- offline scores FINO vs FQL (the paper: equal): " + _compare(
-                _scores(cells[(task, "fino")], 0), _scores(cells[(task, "fql")], 0), "fino",
-                "fql"))
-        for a, b, claim in checks:
-            if (task, a) in cells and (task, b) in cells:
-                lines.append(f"- {claim}: " + _compare(_scores(cells[(task, a)], 1),
-                                                       _scores(cells[(task, b)], 1), a, b))
-        # Where offline scores differ, what fine-tuning added is the fairer reading of "online".
-        for a, b in (("fino", "fql"), ("fino-balanced", "fino")):
-            if (task, a) in cells and (task, b) in cells:
-                lines.append(f"- online gain (online − offline), {a} vs {b}: " + _compare(
-                    _gains(cells[(task, a)]), _gains(cells[(task, b)]), a, b))
-        injected = offline_per_seed(cells, task, OFFLINE_ALIKE["injected"])
-        plain = offline_per_seed(cells, task, OFFLINE_ALIKE["none"])
-        if injected and plain:
-            lines.append(
-                "- offline phase, injected noise vs none, evaluated alike (best of K candidates; "
-                "per seed the mean of fino, noise-only and balanced runs vs action-noise, whose "
-                "offline phase is FQL's training): " + _compare(injected, plain, "injected",
-                                                                "none"))
-        if (task, "fql") in cells and (task, "action-noise") in cells:
-            lines.append(
-                "- evaluation rule, same offline training (η=0): one sample (fql) vs the best "
-                "of K candidates by Q (action-noise, as FINO evaluates): " + _compare(
-                    _scores(cells[(task, "fql")], 0), _scores(cells[(task, "action-noise")], 0),
-                    "fql", "action-noise"))
-        if (task, "fino-balanced") in cells and (task, "fino") in cells:
-            lines.append("- balanced 50/50 sampling vs uniform (not a claim of the paper; its "
-                         "suggested remedy for distribution shift): " + _compare(
-                             _scores(cells[(task, "fino-balanced")], 1),
-                             _scores(cells[(task, "fino")], 1), "fino-balanced", "fino"))
-        lines.append("")
+        lines += [*claim_lines(cells, task), ""]
+    lines += return_section(store, plan, budget, cells, tasks, out_dir, offline_steps)
     lines += ["## Learning curves", ""]
     for task in tasks:
-        png = plot_task(task, cells, plan, out_dir / f"{task.split('-singletask')[0]}.png",
+        png = plot_task(task, cells, plan, out_dir / f"{_stem(task)}.png",
                         offline_steps)
         lines.append(f"![{task}]({png.name})")
     lines += ["", "What would settle the inconclusive comparisons: more seeds (the intervals "
