@@ -118,11 +118,22 @@ def _gains(cell: Cell) -> list[float]:
     return [on - off for off, on in cell.per_seed.values() if off is not None and on is not None]
 
 
+def _seed_pairs(cells: dict[tuple[str, str], Cell], task: str
+                ) -> list[tuple[float | None, float | None]]:
+    """The (offline, online) end values of every run of the task."""
+    return [pair for (t, _), cell in cells.items() if t == task
+            for pair in cell.per_seed.values()]
+
+
+def _end_values(pairs: list[tuple[float | None, float | None]]) -> list[float]:
+    """Every recorded value of those pairs, missing ones left out."""
+    return [v for pair in pairs for v in pair if v is not None]
+
+
 def runs_all_zero(cells: dict[tuple[str, str], Cell], task: str) -> int:
     """How many runs the task has when every one ends both phases at 0%, else 0."""
-    pairs = [pair for (t, _), cell in cells.items() if t == task
-             for pair in cell.per_seed.values()]
-    ends = [v for pair in pairs for v in pair if v is not None]
+    pairs = _seed_pairs(cells, task)
+    ends = _end_values(pairs)
     return len(pairs) if ends and not any(ends) else 0
 
 
@@ -205,9 +216,7 @@ def claim_lines(cells: dict[tuple[str, str], Cell], task: str) -> list[str]:
 
 def all_equal(cells: dict[tuple[str, str], Cell], task: str) -> bool:
     """Whether every offline and online value of the task's runs is the same number."""
-    ends = {v for (t, _), cell in cells.items() if t == task
-            for pair in cell.per_seed.values() for v in pair if v is not None}
-    return len(ends) <= 1
+    return len(set(_end_values(_seed_pairs(cells, task)))) <= 1
 
 
 def return_section(store: Store, plan: Plan, budget: str, cells: dict[tuple[str, str], Cell],
