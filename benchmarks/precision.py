@@ -58,7 +58,7 @@ def main() -> None:
             infos = {}
             for name, agent in agents.items():
                 start = time.perf_counter()
-                infos[name] = agent.update(batch, noise)
+                infos[name] = agent.info(agent.update(batch, noise))
                 seconds[name] += time.perf_counter() - start
             if step % max(1, args.updates // 5) == 0 or step == args.updates:
                 for name, info in infos.items():

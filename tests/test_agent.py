@@ -4,9 +4,30 @@ import pytest
 import torch
 
 from fino.algo import FinoAgent
-from fino.algo.agent import aggregate_q, gumbel_argmax, selection_logits
+from fino.algo.agent import (
+    INFO_KEYS,
+    Batch,
+    NonFiniteLoss,
+    UpdateNoise,
+    aggregate_q,
+    gumbel_argmax,
+    selection_logits,
+)
 
 from .conftest import random_batch, small_agent
+
+
+def mu(agent: FinoAgent, obs: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """The one-step policy of a single agent, without the member axis."""
+    with torch.no_grad():
+        return agent.onestep(obs[None], z[None])[0]
+
+
+def critic(agent: FinoAgent, obs: torch.Tensor, actions: torch.Tensor, target: bool = False
+           ) -> torch.Tensor:
+    """Q-values (E, …) of a single agent."""
+    net = agent.target_critic if target else agent.critic
+    return net(obs[None], actions[None])[0]
 
 
 def _fork(agent: FinoAgent) -> torch.Generator:
@@ -25,7 +46,7 @@ def test_fql_acts_as_a_plain_one_step_sample_from_the_same_z(greedy):
     obs = torch.randn(5, 6)
     g = _fork(agent)
     z = torch.randn(5, 1, 3, generator=g)
-    expected = agent.onestep(obs.unsqueeze(1), z).clamp(-1, 1)[:, 0]
+    expected = mu(agent, obs.unsqueeze(1), z).clamp(-1, 1)[:, 0]
     torch.testing.assert_close(agent.act(obs, greedy=greedy), expected)
 
 
@@ -36,8 +57,8 @@ def test_greedy_is_the_argmax_q_candidate():
     z = torch.randn(7, 4, 3, generator=g)
     obs_k = obs.unsqueeze(1).expand(-1, 4, -1)
     with torch.no_grad():
-        cands = agent.onestep(obs_k, z).clamp(-1, 1)
-        q = agent.critic(obs_k, cands).min(dim=0).values
+        cands = mu(agent, obs_k, z).clamp(-1, 1)
+        q = critic(agent, obs_k, cands).min(dim=0).values
     expected = cands[torch.arange(7), q.argmax(dim=1)]
     torch.testing.assert_close(agent.act(obs, greedy=True), expected)
 
@@ -51,6 +72,15 @@ def test_act_accepts_one_observation_and_returns_one_action():
 def test_selection_logits_are_beta_q_over_mean_abs_q():
     q = torch.tensor([[1.0, -2.0, 3.0]])
     torch.testing.assert_close(selection_logits(q, 4.0), 4.0 * q / 2.0)
+
+
+def test_selection_logits_normalise_by_the_mean_abs_q_of_the_whole_call_per_member():
+    # Reference: logits = q / jnp.abs(q).mean() * beta over every state and candidate of one
+    # call, not per state. Member 0: mean |q| over both states = (1+2+3+6)/4 = 3; member 1: 1.
+    q = torch.tensor([[[[1.0, -2.0], [3.0, 6.0]]], [[[1.0, 1.0], [-1.0, 1.0]]]])  # (2,1,2,2)
+    beta = torch.tensor([2.0, 5.0])
+    expected = torch.stack([2.0 * q[0] / 3.0, 5.0 * q[1] / 1.0])
+    torch.testing.assert_close(selection_logits(q, beta), expected)
 
 
 @pytest.mark.parametrize("beta", [0.0, 1.0, 3.0])
@@ -69,15 +99,16 @@ def test_exploring_selection_frequencies_match_the_softmax(beta):
 
 def test_exploring_act_draws_among_candidates_by_beta_q_over_mean_abs_q():
     agent = small_agent(num_candidates=5)
-    agent.beta = 2.5
+    agent.beta.fill_(2.5)
     obs = torch.randn(64, 6)
     g = _fork(agent)
     z, u = torch.randn(64, 5, 3, generator=g), torch.rand(64, 5, generator=g)
     obs_k = obs.unsqueeze(1).expand(-1, 5, -1)
     with torch.no_grad():
-        cands = agent.onestep(obs_k, z).clamp(-1, 1)
-        q = agent.critic(obs_k, cands).mean(dim=0)
-    index = gumbel_argmax(2.5 * q / q.abs().mean(dim=1, keepdim=True), u)
+        cands = mu(agent, obs_k, z).clamp(-1, 1)
+        q = critic(agent, obs_k, cands).mean(dim=0)
+    # The reference's normaliser: the mean |q| over all 64 states and 5 candidates of the call.
+    index = gumbel_argmax(2.5 * q / q.abs().mean(), u)
     torch.testing.assert_close(agent.act(obs), cands[torch.arange(64), index])
 
 
@@ -87,7 +118,7 @@ def test_action_noise_exploration_adds_gaussian_noise_to_the_greedy_candidate():
     g = _fork(agent)
     z, noise = torch.randn(8, 1, 3, generator=g), torch.randn(8, 3, generator=g)
     with torch.no_grad():
-        base = agent.onestep(obs.unsqueeze(1), z).clamp(-1, 1)[:, 0]
+        base = mu(agent, obs.unsqueeze(1), z).clamp(-1, 1)[:, 0]
     torch.testing.assert_close(agent.act(obs), (base + 0.05 * noise).clamp(-1, 1))
     assert agent.act(obs, greedy=True).shape == base.shape
 
@@ -97,26 +128,37 @@ def test_exploration_none_keeps_one_plain_sample_even_with_k_candidates():
     obs = torch.randn(3, 6)
     g = _fork(agent)
     z = torch.randn(3, 1, 3, generator=g)
-    expected = agent.onestep(obs.unsqueeze(1), z).clamp(-1, 1)[:, 0]
+    expected = mu(agent, obs.unsqueeze(1), z).clamp(-1, 1)[:, 0]
     torch.testing.assert_close(agent.act(obs), expected)
 
 
 # ---- critic ------------------------------------------------------------------------------------
 
+def packed(batch: Batch) -> Batch:
+    """A single agent's batch with the member axis (what `losses` takes)."""
+    return Batch(*(t.unsqueeze(0) for t in batch.__dict__.values()))
+
+
+def one(noise: UpdateNoise) -> UpdateNoise:
+    """A pack-of-one's draws without the member axis."""
+    return UpdateNoise(*(t[0] for t in noise.__dict__.values()))
+
+
 @pytest.mark.parametrize("q_agg", ["mean", "min"])
-def test_critic_target_uses_one_plain_next_sample_and_mask_one_minus_terminated(q_agg):
+def test_critic_loss_is_the_mean_over_critics_and_batch_with_mask_one_minus_terminated(q_agg):
     agent = small_agent(q_agg=q_agg, discount=0.9)
     batch = random_batch(n=16)
     noise = agent.draw_update_noise(16)
     with torch.no_grad():
-        _, metrics = agent.losses(batch, noise)
-        a_next = agent.onestep(batch.next_observations, noise.z_next).clamp(-1, 1)
-        next_qs = agent.target_critic(batch.next_observations, a_next)
+        _, metrics = agent.losses(packed(batch), noise)
+        a_next = mu(agent, batch.next_observations, one(noise).z_next).clamp(-1, 1)
+        next_qs = critic(agent, batch.next_observations, a_next, target=True)
         next_q = next_qs.mean(0) if q_agg == "mean" else next_qs.min(0).values
         y = batch.rewards + 0.9 * (1 - batch.terminated) * next_q
-        qs = agent.critic(batch.observations, batch.actions)
-        loss = ((qs[0] - y) ** 2).mean() + ((qs[1] - y) ** 2).mean()
-    info = dict(zip(("critic/loss", "critic/target_q_mean"), metrics[[0, 4]].tolist(), strict=True))
+        qs = critic(agent, batch.observations, batch.actions)
+        # The reference's jnp.square(q - target_q).mean(): over both critics and the batch.
+        loss = (((qs[0] - y) ** 2).sum() + ((qs[1] - y) ** 2).sum()) / (2 * 16)
+    info = agent.info(metrics[0])
     assert info["critic/loss"] == pytest.approx(loss.item(), rel=1e-5)
     assert info["critic/target_q_mean"] == pytest.approx(y.mean().item(), rel=1e-5)
 
@@ -125,29 +167,29 @@ def test_terminated_transitions_do_not_bootstrap():
     agent = small_agent()
     b = random_batch(n=16)
     b = type(b)(b.observations, b.actions, b.rewards, b.next_observations, torch.ones(16))
-    _, metrics = agent.losses(b, agent.draw_update_noise(16))
-    assert metrics[4].item() == pytest.approx(b.rewards.mean().item(), rel=1e-6)
+    _, metrics = agent.losses(packed(b), agent.draw_update_noise(16))
+    assert metrics[0, 4].item() == pytest.approx(b.rewards.mean().item(), rel=1e-6)
 
 
-def test_aggregate_q_mean_and_min_over_the_ensemble():
-    qs = torch.tensor([[1.0, 5.0], [3.0, 2.0]])
-    assert aggregate_q(qs, "mean").tolist() == [2.0, 3.5]
-    assert aggregate_q(qs, "min").tolist() == [1.0, 2.0]
+def test_aggregate_q_mean_and_min_over_the_ensemble_axis():
+    qs = torch.tensor([[[1.0, 5.0], [3.0, 2.0]]])  # (P=1, E=2, B=2)
+    assert aggregate_q(qs, "mean").tolist() == [[2.0, 3.5]]
+    assert aggregate_q(qs, "min").tolist() == [[1.0, 2.0]]
 
 
 def test_q_term_does_not_update_the_critic():
     agent = small_agent(alpha=0.5)
     batch = random_batch(n=16)
     noise = agent.draw_update_noise(16)
-    total, _metrics = agent.losses(batch, noise)
+    total, _metrics = agent.losses(packed(batch), noise)
     critic_params = list(agent.critic.parameters())
     g_total = torch.autograd.grad(total, critic_params)
-    qs = agent.critic(batch.observations, batch.actions)
+    qs = critic(agent, batch.observations, batch.actions)
     with torch.no_grad():
-        a_next = agent.onestep(batch.next_observations, noise.z_next).clamp(-1, 1)
-        y = batch.rewards + 0.99 * (1 - batch.terminated) * agent.target_critic(
-            batch.next_observations, a_next).mean(0)
-    g_critic = torch.autograd.grad((qs - y).square().mean(1).sum(), critic_params)
+        a_next = mu(agent, batch.next_observations, one(noise).z_next).clamp(-1, 1)
+        y = batch.rewards + 0.99 * (1 - batch.terminated) * critic(
+            agent, batch.next_observations, a_next, target=True).mean(0)
+    g_critic = torch.autograd.grad((qs - y).square().mean(), critic_params)
     for a, b in zip(g_total, g_critic, strict=True):
         torch.testing.assert_close(a, b)
 
@@ -156,18 +198,19 @@ def test_actor_losses_match_the_spec_for_the_same_draws():
     agent = small_agent(alpha=7.0, noise_scale=0.3)
     batch = random_batch(n=16)
     noise = agent.draw_update_noise(16)
-    _, m = agent.losses(batch, noise)
+    _, m = agent.losses(packed(batch), noise)
+    n = one(noise)
     with torch.no_grad():
-        t, x0, x1 = noise.t, noise.x0, batch.actions
-        x_t = (1 - t) * x0 + t * x1 + 0.3 * torch.exp(10 * (t - 1)) * noise.eps
-        bc = (agent.bc_flow(batch.observations, x_t, t) - (x1 - x0)).square().mean()
-        target = agent.sample_flow(batch.observations, noise.z)
-        mu = agent.onestep(batch.observations, noise.z)
-        distill = (mu - target).square().mean()
-        q = agent.critic(batch.observations, mu.clamp(-1, 1)).mean(0).mean()
+        t, x0, x1 = n.t, n.x0, batch.actions
+        x_t = (1 - t) * x0 + t * x1 + 0.3 * torch.exp(10 * (t - 1)) * n.eps
+        bc = (agent.bc_flow(batch.observations[None], x_t[None], t[None])[0]
+              - (x1 - x0)).square().mean()
+        target = agent.sample_flow(batch.observations, n.z)
+        actions = mu(agent, batch.observations, n.z)
+        distill = (actions - target).square().mean()
+        q = critic(agent, batch.observations, actions.clamp(-1, 1)).mean(0).mean()
     keys = ("actor/bc_flow_loss", "actor/distill_loss", "actor/q_loss", "actor/loss")
-    from fino.algo.agent import INFO_KEYS
-    got = {k: m[INFO_KEYS.index(k)].item() for k in keys}
+    got = {k: m[0, INFO_KEYS.index(k)].item() for k in keys}
     assert got["actor/bc_flow_loss"] == pytest.approx(bc.item(), rel=1e-5)
     assert got["actor/distill_loss"] == pytest.approx(distill.item(), rel=1e-5)
     assert got["actor/q_loss"] == pytest.approx(-q.item(), rel=1e-5)
@@ -180,34 +223,41 @@ def test_eta_zero_gives_the_plain_flow_matching_loss_for_the_same_draws():
     noisy = small_agent(noise_scale=0.0, noise_schedule="paper")
     batch = random_batch(n=16)
     noise = plain.draw_update_noise(16)
+    n = one(noise)
     with torch.no_grad():
-        t, x0, x1 = noise.t, noise.x0, batch.actions
-        expected = (plain.bc_flow(batch.observations, (1 - t) * x0 + t * x1, t)
-                    - (x1 - x0)).square().mean()
+        t, x0, x1 = n.t, n.x0, batch.actions
+        expected = (plain.bc_flow(batch.observations[None], ((1 - t) * x0 + t * x1)[None],
+                                  t[None])[0] - (x1 - x0)).square().mean()
     for agent in (plain, noisy):
-        _, m = agent.losses(batch, noise)
-        assert m[6].item() == pytest.approx(expected.item(), rel=1e-6)
+        _, m = agent.losses(packed(batch), noise)
+        assert m[0, 6].item() == pytest.approx(expected.item(), rel=1e-6)
 
 
-def test_soft_target_update_moves_target_by_tau():
+def test_soft_target_update_moves_target_toward_the_critic_before_the_step():
+    # Reference: target ← τ θ + (1 − τ) θ̄ with θ the critic *before* this update's Adam step.
     agent = small_agent(tau=0.25)
     before_target = [p.clone() for p in agent.target_critic.parameters()]
+    before_online = [p.detach().clone() for p in agent.critic.parameters()]
     agent.update(random_batch(n=16))
-    for old, new, online in zip(before_target, agent.target_critic.parameters(),
-                                agent.critic.parameters(), strict=True):
-        torch.testing.assert_close(new, old + 0.25 * (online.detach() - old))
+    for old, new, online, moved in zip(before_target, agent.target_critic.parameters(),
+                                       before_online, agent.critic.parameters(), strict=True):
+        torch.testing.assert_close(new, old + 0.25 * (online - old))
+        assert not torch.equal(online, moved)  # the critic did step
 
 
-def test_non_finite_loss_raises_and_leaves_parameters_untouched():
+def test_a_non_finite_loss_is_recorded_on_the_device_and_raised_when_checked():
     agent = small_agent()
-    batch = random_batch(n=16)
-    bad = type(batch)(batch.observations, batch.actions, batch.rewards * float("nan"),
-                      batch.next_observations, batch.terminated)
-    before = [p.clone() for p in agent.critic.parameters()]
-    with pytest.raises(FloatingPointError, match="critic/loss=nan"):
-        agent.update(bad)
-    for a, b in zip(before, agent.critic.parameters(), strict=True):
-        assert torch.equal(a, b)
+    good = random_batch(n=16)
+    bad = type(good)(good.observations, good.actions, good.rewards * float("nan"),
+                     good.next_observations, good.terminated)
+    agent.update(good)
+    agent.check_finite()  # nothing to report yet
+    metrics = agent.update(bad)  # no exception here: the update reads nothing back
+    agent.update(good)
+    assert agent.nonfinite_members() == {0: 1}
+    expected = r"member 0 \(seed 0\) first at update 1.*critic/loss=nan"
+    with pytest.raises(NonFiniteLoss, match=expected):
+        agent.check_finite(metrics)
 
 
 # ---- β -----------------------------------------------------------------------------------------
@@ -280,7 +330,8 @@ def test_compiled_update_matches_eager():
         batch = random_batch(n=32, seed=i)
         noise = eager.draw_update_noise(32)
         compiled.generator.set_state(eager.generator.get_state())
-        info_e, info_c = eager.update(batch, noise), compiled.update(batch, noise)
+        info_e = eager.info(eager.update(batch, noise))
+        info_c = compiled.info(compiled.update(batch, noise))
         for key in info_e:
             assert info_c[key] == pytest.approx(info_e[key], rel=1e-4, abs=1e-6), key
     for p, q in zip(eager.critic.parameters(), compiled.critic.parameters(), strict=True):

@@ -159,7 +159,7 @@ def test_a_few_training_steps_and_an_env_step_work(antmaze):
     config = AgentConfig(actor_hidden_dims=(32, 32), value_hidden_dims=(32, 32), batch_size=32)
     agent = FinoAgent(task.spec.obs_dim, task.spec.action_dim, config)
     for _ in range(3):
-        info = agent.update(buffer.sample(32))
+        info = agent.info(agent.update(buffer.sample(32)))
     assert all(np.isfinite(v) for v in info.values())
 
     env = task.make_env()

@@ -198,8 +198,11 @@ def test_a_non_finite_loss_stops_with_the_step_and_the_loss(tmp_path, task, data
     trainer = Trainer(tiny_config(dataset_dir), tmp_path, task=task)
     with torch.no_grad():
         next(trainer.agent.critic.parameters()).fill_(float("nan"))
-    with pytest.raises(TrainingDiverged, match=r"step 1 \(offline phase\).*critic/loss"):
+    # Read on the device at the first log step, named by the step it first happened at.
+    with pytest.raises(TrainingDiverged,
+                       match=r"step 1 \(offline phase; found at step \d+\).*critic/loss=nan"):
         trainer.run()
+    assert not trainer.checkpoint_path.exists()  # diverged weights are never saved
     assert "diverged" in (tmp_path / "events.log").read_text()
 
 

@@ -53,3 +53,24 @@ def configure_matmul(mode: MatmulMode = "auto") -> str:
 def current_matmul() -> str:
     """The fp32 matmul path in effect now."""
     return "onednn" if torch.backends.mkldnn.matmul.fp32_precision == "bf16" else "ieee"
+
+
+CudaMatmulPrecision = Literal["fp32", "tf32"]
+
+
+def configure_cuda_matmul(precision: CudaMatmulPrecision, device: torch.device) -> None:
+    """CUDA fp32 matmuls in exact IEEE fp32 or on TF32 tensor cores; refuses TF32 off CUDA."""
+    if precision not in ("fp32", "tf32"):
+        raise ValueError(f"matmul_precision={precision!r}: must be 'fp32' or 'tf32'")
+    if device.type != "cuda":
+        if precision == "tf32":
+            raise ValueError(f"matmul_precision='tf32' has no effect on device {device}: TF32 "
+                             "is a CUDA tensor-core format; use 'fp32'")
+        return
+    # The per-backend API (as for oneDNN above): it leaves the CPU's setting alone.
+    torch.backends.cuda.matmul.fp32_precision = "tf32" if precision == "tf32" else "ieee"
+
+
+def current_cuda_matmul() -> str:
+    """The CUDA fp32 matmul precision in effect now."""
+    return "tf32" if torch.backends.cuda.matmul.fp32_precision == "tf32" else "fp32"

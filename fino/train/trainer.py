@@ -12,8 +12,9 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from fino.algo.agent import FinoAgent
-from fino.algo.matmul import configure_matmul
+from fino.algo.agent import FinoAgent, NonFiniteLoss
+from fino.algo.config import ConfigError
+from fino.algo.matmul import configure_cuda_matmul, configure_matmul
 from fino.backends.base import Task
 from fino.backends.registry import load_task
 from fino.data.buffer import ReplayBuffer
@@ -82,7 +83,12 @@ class Trainer:
         self.task = task or load_task(config.task)
         spec = self.task.spec
         self.agent = FinoAgent(spec.obs_dim, spec.action_dim, config.agent, seed=config.seed,
-                               device=tc.device, compile=tc.compile, precision=tc.precision)
+                               device=tc.device, compile=tc.compile, precision=tc.precision,
+                               cuda_graphs=tc.cuda_graphs)
+        try:
+            configure_cuda_matmul(tc.matmul_precision, self.agent.device)
+        except ValueError as exc:  # device "auto" resolved to a CPU
+            raise ConfigError(f"train.{exc}") from None
         self.buffer = ReplayBuffer(self.task.train_dataset, capacity=tc.buffer_size,
                                    balanced=tc.balanced, seed=config.seed)
         if owns_task:  # the buffer holds the offline rows now: the arrays would be a second copy
@@ -136,18 +142,22 @@ class Trainer:
                 online = self.step >= tc.offline_steps
                 if online:
                     self._env_step()
-                info = self._update()
+                update_metrics = self.agent.update(
+                    self.buffer.sample(self.config.agent.batch_size))
                 self.step += 1
                 metrics: dict[str, float] = {}
                 if online and (self.step - tc.offline_steps) % tc.resolved_entropy_interval == 0:
+                    self._check_finite(update_metrics)
                     metrics.update(self._entropy_and_beta(update_beta=True))
                 if self.step % tc.log_interval == 0:
-                    metrics.update(info)
+                    self._check_finite(update_metrics)
+                    metrics.update(self.agent.info(update_metrics))
                     metrics.update(self._throughput(window))
                     window = (time.perf_counter(), self.step, self.env_steps)
                 if metrics:
                     self.sinks.write(self.step, {**metrics, **self._progress_metrics()})
                 if self.step % tc.eval_interval == 0 or self.step == tc.total_steps:
+                    self._check_finite(update_metrics)
                     self._evaluate()
                 if self.step % tc.save_interval == 0 or self.step == tc.total_steps:
                     self.save()
@@ -192,14 +202,18 @@ class Trainer:
 
     # ---- steps --------------------------------------------------------------------------------
 
-    def _update(self) -> dict[str, float]:
-        batch = self.buffer.sample(self.config.agent.batch_size)
+    def _check_finite(self, update_metrics: Any) -> None:
+        """Read the agent's device-side divergence watch (one sync): run at log, entropy,
+        evaluation and checkpoint steps, never per update. A non-finite loss stops the run
+        before anything is evaluated or saved, so the last checkpoint stays intact."""
         try:
-            return self.agent.update(batch)
-        except FloatingPointError as exc:
+            self.agent.check_finite(update_metrics)
+        except NonFiniteLoss as exc:
+            first = self.step - self.agent.num_updates + exc.first_update[0] + 1
+            phase = "online" if first > self.config.train.offline_steps else "offline"
             raise TrainingDiverged(
-                f"non-finite loss at step {self.step + 1} ({self.phase} phase): {exc}; the last "
-                f"checkpoint (if any) in {self.run_dir} is intact") from exc
+                f"non-finite loss at step {first} ({phase} phase; found at step {self.step}): "
+                f"{exc}; the last checkpoint (if any) in {self.run_dir} is intact") from exc
 
     def _env_step(self) -> None:
         if self._env is None:
@@ -243,7 +257,7 @@ class Trainer:
         if self.agent.config.num_candidates > 1:  # with one candidate β selects nothing (FQL)
             if update_beta:
                 self.agent.update_beta(entropy)
-            metrics["policy/beta"] = self.agent.beta
+            metrics["policy/beta"] = float(self.agent.beta[0])
         return metrics
 
     def _evaluate(self) -> EvalResult:
@@ -286,6 +300,7 @@ class Trainer:
     def save(self) -> None:
         """Agent, online part of the buffer, counters and evaluations, written atomically. An
         online episode in progress is not saved: a resumed run starts a new one."""
+        self._check_finite(None)  # never overwrite a good checkpoint with diverged weights
         save_checkpoint(self.checkpoint_path, {
             "config": self.config.to_dict(), "step": self.step, "env_steps": self.env_steps,
             "episodes": self.episodes, "evaluations": self.evaluations,
