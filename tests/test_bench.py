@@ -34,3 +34,24 @@ def test_unknown_sizes_and_devices_are_refused() -> None:
 
     if not torch.cuda.is_available():
         assert result.exit_code != 0 and "sees no CUDA device" in result.output
+
+
+def test_pack_figures_report_seed_updates_as_pack_size_times_updates() -> None:
+    from fino.bench_pack import run_pack_benchmark
+
+    figures = list(run_pack_benchmark("cube-double", [1, 2], sizes=("quick",), device="cpu",
+                                      compile=False, calls=2, repeats=1, online=False,
+                                      versus_processes=False))
+    assert [f.extra["pack"] for f in figures] == [1, 2]
+    for f in figures:
+        assert f.figure == "pack_updates_per_second" and f.extra["matmul_precision"] == "fp32"
+        assert f.extra["seed_updates_per_second"] == pytest.approx(f.extra["pack"] * f.value,
+                                                                   rel=1e-3)
+    assert figures[1].extra["state_mib"] == pytest.approx(2 * figures[0].extra["state_mib"])
+
+
+def test_bad_pack_sizes_are_refused_before_any_work() -> None:
+    result = CliRunner().invoke(app, ["bench", "--pack", "0,8"])
+    assert result.exit_code != 0 and "pack sizes >= 1" in result.output
+    result = CliRunner().invoke(app, ["bench", "--pack", "eight"])
+    assert result.exit_code != 0 and "pack sizes >= 1" in result.output

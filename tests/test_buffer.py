@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from fino.data.buffer import ACTION_CLIP, DEFAULT_CAPACITY, ReplayBuffer
+from fino.data.buffer import ACTION_CLIP, DEFAULT_CAPACITY, PackedReplay, ReplayBuffer
 
 
 def _dataset(n=100, obs_dim=3, action_dim=2, seed=0):
@@ -88,3 +88,31 @@ def test_bad_datasets_are_clear_errors():
     with pytest.raises(ValueError, match="capacity"):
         ReplayBuffer(_dataset(), capacity=50, balanced=True).load_state_dict(
             ReplayBuffer(_dataset(), capacity=60, balanced=True).state_dict())
+
+
+@pytest.mark.parametrize(("balanced", "capacity"), [(False, None), (False, 130), (True, 40)],
+                         ids=["uniform", "uniform-overwriting", "balanced"])
+def test_pack_members_share_the_offline_rows_and_sample_exactly_as_their_own_buffer(
+        balanced, capacity):
+    data = _dataset()
+    packed = PackedReplay(data, seeds=[3, 4, 5], capacity=capacity, balanced=balanced)
+    singles = [ReplayBuffer(data, capacity=capacity, balanced=balanced, seed=s) for s in (3, 4, 5)]
+    for step in range(60):  # past capacity 130 = 100 offline + 30 online: offline rows go
+        for i, (member, single) in enumerate(zip(packed.members, singles, strict=True)):
+            row = (np.full(3, 1000 * i + step), np.zeros(2), float(step), np.ones(3), False)
+            member.add(*row)
+            single.add(*row)
+        batch = packed.sample(16)
+        for i, single in enumerate(singles):
+            expected = single.sample(16)
+            for key in ("observations", "actions", "rewards", "next_observations",
+                        "terminated"):
+                assert torch.equal(getattr(batch, key)[i], getattr(expected, key)), (step, key)
+    assert batch.observations.shape == (3, 16, 3)
+
+
+def test_a_pack_holds_one_copy_of_the_offline_arrays():
+    packed = PackedReplay(_dataset(n=1000), seeds=range(8))
+    pointers = {m.shared["observations"].data_ptr() for m in packed.members}
+    assert len(pointers) == 1
+    assert all(m.online.size == 0 for m in packed.members)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -27,6 +27,10 @@ def bench(
         help="Fewer repeats; skip the sklearn GMM loop and the extra paper-size variants.")
     ] = False,
     output: Annotated[Path | None, typer.Option(help="Also append the JSON lines here.")] = None,
+    pack: Annotated[str | None, typer.Option(
+        help="Seed packs instead: comma-separated pack sizes, e.g. 1,8,32 (updates/s and "
+             "seed-updates/s, memory, an online step, and on a CPU N separate processes).")
+    ] = None,
 ) -> None:
     """Measure updates/s, acting latency, the entropy update, and FINO's cost over FQL per
     update and per online step. JSON lines on stdout, a table on stderr.
@@ -36,6 +40,9 @@ def bench(
     from fino.bench import SHAPES, SIZES, run_benchmark  # torch: only when the command runs
 
     err = Console(stderr=True)
+    if pack is not None:
+        _bench_packs(pack, shape, size, device, eager_only, quick, output, err)
+        return
     shapes = shape or ["cube-double"]
     sizes = tuple(size or SIZES)
     for given, known, what in ((shapes, SHAPES, "shape"), (sizes, SIZES, "size")):
@@ -61,6 +68,79 @@ def bench(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     err.print(summary_table(rows))
+
+
+def _pack_sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        sizes = []
+    if not sizes or any(n < 1 for n in sizes):
+        raise typer.BadParameter(f"--pack {text!r}: give pack sizes >= 1, e.g. 1,8,32")
+    return sizes
+
+
+def _bench_packs(text: str, shape: list[str] | None, size: list[str] | None, device: str,
+                 eager_only: bool, quick: bool, output: Path | None, err: Console) -> None:
+    from fino.bench import SIZES
+    from fino.bench_pack import run_pack_benchmark
+
+    packs = _pack_sizes(text)
+    sizes = tuple(size or SIZES)
+    unknown = [s for s in sizes if s not in SIZES]
+    if unknown:
+        raise typer.BadParameter(f"unknown size(s) {unknown}; known: {', '.join(SIZES)}")
+    if shape and len(shape) > 1:
+        raise typer.BadParameter("--pack measures one --shape at a time")
+    rows = []
+    try:
+        figures = run_pack_benchmark((shape or ["cube-double"])[0], packs, sizes=sizes,
+                                     device=device, compile=not eager_only,
+                                     calls=10 if quick else 20, repeats=3 if quick else 5,
+                                     online=not quick, versus_processes=not quick)
+        with err.status("benchmarking packs…") as status:
+            for figure in figures:
+                _emit(figure, output)
+                rows.append(figure)
+                status.update(f"benchmarking packs… last: {figure.figure} "
+                              f"{figure.extra.get('size', '')} pack {figure.extra.get('pack')}")
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    err.print(pack_table(rows))
+
+
+def _emit(figure: Any, output: Path | None) -> None:
+    line = json.dumps(figure.as_dict())
+    typer.echo(line)
+    if output is not None:
+        with output.open("a") as f:
+            f.write(line + "\n")
+
+
+def pack_table(figures: list) -> Table:
+    """One row per (size, pack size, matmul precision)."""
+    table = Table(title="fino bench --pack (median of repeats)")
+    table.caption = ("seed-upd/s = pack size × updates/s; step = packed update + one act for "
+                     "N observations + N env steps; × procs = pack / N separate processes")
+    for column in ("size", "pack", "matmul", "upd/s", "seed-upd/s", "memory MiB", "step ms",
+                   "× procs"):
+        table.add_column(column, justify="left" if column in ("size", "matmul") else "right")
+
+    def find(name: str, size: str, n: int) -> Any:
+        return next((f for f in figures if f.figure == name and f.extra.get("size") == size
+                     and f.extra.get("pack") == n), None)
+
+    for f in figures:
+        if f.figure != "pack_updates_per_second":
+            continue
+        size, n = f.extra["size"], f.extra["pack"]
+        step, ratio = find("pack_online_step_ms", size, n), find("pack_over_processes", size, n)
+        memory = f.extra.get("peak_device_mib", f.extra["state_mib"])
+        table.add_row(size, str(n), f.extra["matmul_precision"], f"{f.value:.3g}",
+                      f"{f.extra['seed_updates_per_second']:.4g}", f"{memory:.4g}",
+                      "–" if step is None else f"{step.value:.3g}",
+                      "–" if ratio is None else f"{ratio.value:.2f}")
+    return table
 
 
 def summary_table(figures: list) -> Table:

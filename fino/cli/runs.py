@@ -49,6 +49,7 @@ KEY_SETTINGS = (
     "train.balanced", "agent.alpha", "agent.q_agg", "agent.discount", "agent.noise_scale",
     "agent.noise_schedule", "agent.num_candidates", "agent.exploration", "agent.entropy_target",
     "agent.beta_init", "agent.batch_size", "agent.lr", "task.task_id", "task.success_timing",
+    "train.device", "train.matmul_precision",
 )
 
 

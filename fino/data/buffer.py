@@ -8,7 +8,7 @@ of each batch from the offline data, half from the online transitions.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -175,3 +175,97 @@ class ReplayBuffer:
 
 def _to_batch(rows: Mapping[str, Tensor]) -> Batch:
     return Batch(**{k: rows[k] for k in FIELDS})
+
+
+class SharedOfflineReplay:
+    """One pack member's replay buffer over offline rows it shares with the other members.
+
+    Samples exactly as `ReplayBuffer(dataset, seed=…)` with the same capacity and generator:
+    the same positions drawn, the same rows returned. Online transitions go to the member's
+    own ring; only when they would start overwriting the offline rows (a full buffer
+    overwrites the oldest data, offline first) does the member take a private copy.
+    """
+
+    def __init__(self, offline: Mapping[str, Tensor], *, capacity: int | None = None,
+                 balanced: bool = False, seed: int = 0) -> None:
+        self.shared = offline
+        n = len(offline["rewards"])
+        if n == 0:
+            raise ValueError("offline dataset is empty")
+        obs_dim, action_dim = offline["observations"].shape[1], offline["actions"].shape[1]
+        self.num_offline, self.balanced = n, balanced
+        self.generator = torch.Generator().manual_seed(seed)
+        if balanced:
+            self.capacity = capacity if capacity is not None else DEFAULT_CAPACITY
+            self.online = TransitionRing(self.capacity, obs_dim, action_dim)
+        else:
+            self.capacity = capacity if capacity is not None else max(DEFAULT_CAPACITY, n + 1)
+            if self.capacity <= n:
+                raise ValueError(f"capacity={self.capacity}: a shared offline dataset of {n} "
+                                 "rows needs capacity > its size")
+            self.online = TransitionRing(self.capacity - n, obs_dim, action_dim)
+        self.private: TransitionRing | None = None  # the whole ring, once offline rows go
+        self.num_online_added = 0
+
+    def add(self, observation: Any, action: Any, reward: float, next_observation: Any,
+            terminated: bool) -> None:
+        """Append one online transition (`terminated`: a true end, not a time limit)."""
+        row = {
+            "observations": torch.as_tensor(np.asarray(observation, np.float32))[None],
+            "actions": torch.as_tensor(np.asarray(action, np.float32))[None],
+            "rewards": torch.tensor([float(reward)]),
+            "next_observations": torch.as_tensor(np.asarray(next_observation, np.float32))[None],
+            "terminated": torch.tensor([float(terminated)]),
+        }
+        if not self.balanced and self.private is None and \
+                self.online.size == self.online.capacity:
+            self.private = TransitionRing(self.capacity, self.shared["observations"].shape[1],
+                                          self.shared["actions"].shape[1])
+            self.private.extend(self.shared)
+            self.private.extend(self.online.data)
+            self.online = self.private
+        self.online.extend(row)
+        self.num_online_added += 1
+
+    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> Batch:
+        """As `ReplayBuffer.sample`: uniform over everything stored, or half offline / half
+        online (balanced)."""
+        g = generator or self.generator
+        if self.balanced:
+            n_off = batch_size if self.online.size == 0 else batch_size - batch_size // 2
+            off = self._offline(torch.randint(self.num_offline, (n_off,), generator=g))
+            if self.online.size == 0:
+                return _to_batch(off)
+            on = self.online.sample(batch_size // 2, g)
+            return _to_batch({k: torch.cat([off[k], on[k]]) for k in FIELDS})
+        if self.private is not None:
+            return _to_batch(self.private.sample(batch_size, g))
+        index = torch.randint(self.num_offline + self.online.size, (batch_size,), generator=g)
+        online = index >= self.num_offline
+        rows = self._offline(index.clamp(max=self.num_offline - 1))
+        if online.any():
+            fresh = self.online.gather(index[online] - self.num_offline)
+            for key in FIELDS:
+                rows[key][online] = fresh[key]
+        return _to_batch(rows)
+
+    def _offline(self, index: Tensor) -> dict[str, Tensor]:
+        return {key: value.index_select(0, index) for key, value in self.shared.items()}
+
+
+class PackedReplay:
+    """The replay buffers of a pack: one copy of the offline arrays shared by every member,
+    each member with its own online transitions and sampling stream (member i samples as
+    `ReplayBuffer(dataset, seed=seeds[i])` would). `sample` returns a packed batch (P, B, …)."""
+
+    def __init__(self, dataset: Mapping[str, Any], seeds: Sequence[int], *,
+                 capacity: int | None = None, balanced: bool = False) -> None:
+        offline = dataset_rows(dataset)
+        self.members = [SharedOfflineReplay(offline, capacity=capacity, balanced=balanced,
+                                            seed=s) for s in seeds]
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def sample(self, batch_size: int) -> Batch:
+        return Batch.stack([m.sample(batch_size) for m in self.members])

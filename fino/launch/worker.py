@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from fino.launch.executor import LOST, Executor
+from fino.launch.threads import child_thread_env
 from fino.store import queue
 from fino.store.db import Store
 from fino.store.models import Run
@@ -156,8 +157,8 @@ class Worker:
     def _start(self, run: Run) -> None:
         log_path = Path(run.run_dir or f"runs/{run.id:06d}") / LOG_NAME
         try:
-            handle = self.executor.submit(run.id, child_command(run.id),
-                                          {"FINO_DB_URL": self.store.url}, log_path)
+            env = {"FINO_DB_URL": self.store.url, **child_thread_env(self.jobs)}
+            handle = self.executor.submit(run.id, child_command(run.id), env, log_path)
         except Exception as exc:
             queue.transition(self.store, run.id, ("running",), "failed",
                              message="could not start", error=f"{type(exc).__name__}: {exc}")
