@@ -197,3 +197,17 @@ def test_cuda_graph_updates_equal_the_plain_updates():
                         strict=True):
             torch.testing.assert_close(p, q, **TOL)
     assert graphed.num_updates == plain.num_updates == 5
+
+
+def test_a_pack_too_large_for_memory_is_refused_with_the_estimate_before_allocating():
+    with pytest.raises(MemoryError, match=r"a pack of 1000000 members needs about [\d.]+ GiB"):
+        AgentPack(40, 5, AgentConfig(), seeds=range(1_000_000))
+
+
+def test_the_memory_estimate_matches_the_measured_h200_figures_within_15_percent():
+    from fino.algo.packing import estimate_pack_bytes
+
+    # The update's device memory at the paper size: 32 members 2.5 GiB, 128 members 9.7 GiB.
+    for members, measured in ((32, 2.5), (128, 9.7)):
+        estimate = estimate_pack_bytes(40, 5, AgentConfig(), members) / 2**30
+        assert measured <= estimate <= 1.15 * measured, (members, estimate)

@@ -30,7 +30,12 @@ from fino.algo.config import AgentConfig
 from fino.algo.flow import euler_sample, exp_noise_std, flow_matching_pair, paper_added_variance
 from fino.algo.gmm import gmm_entropy_batched, gmm_entropy_sklearn
 from fino.algo.nets import EnsembleCritic, OneStepPolicy, VelocityField
-from fino.algo.packing import MemberSettings, shared_config
+from fino.algo.packing import (
+    MemberSettings,
+    check_pack_fits,
+    estimate_pack_bytes,
+    shared_config,
+)
 
 INFO_KEYS = (
     "critic/loss",
@@ -163,12 +168,14 @@ class AgentPack:
             configs = [configs or AgentConfig()] * len(seeds)
         if len(configs) != len(seeds):
             raise ValueError(f"{len(configs)} configs for {len(seeds)} seeds")
+        self.device = _checked_device(device)
+        check_pack_fits(estimate_pack_bytes(obs_dim, action_dim, configs[0], len(seeds)),
+                        self.device, len(seeds))
         self.configs = [c.resolved(action_dim) for c in configs]
         self.config = shared_config(self.configs)
         self.size, self.seeds = len(seeds), seeds
         self.precision = precision
         self.obs_dim, self.action_dim = obs_dim, action_dim
-        self.device = _checked_device(device)
         self.settings = MemberSettings.of(self.configs, self.device)
         cfg = self.config
         inits = [torch.Generator().manual_seed(s) for s in seeds]

@@ -46,19 +46,26 @@ class GraphedUpdate:
         pack._ensure_adam_state()  # so the snapshot below covers Adam's state too
         snapshot = [t.clone() for t in _state_tensors(pack)]
         num_updates = pack.num_updates
-        side = torch.cuda.Stream(pack.device)
-        side.wait_stream(torch.cuda.current_stream(pack.device))
-        with torch.cuda.stream(side):
-            for _ in range(WARMUP_UPDATES):
-                pack.step(self.static_batch, self.static_noise)
-        torch.cuda.current_stream(pack.device).wait_stream(side)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
-            self.static_metrics = pack.step(self.static_batch, self.static_noise)
-        with torch.no_grad():
-            for live, saved in zip(_state_tensors(pack), snapshot, strict=True):
-                live.copy_(saved)
-        pack.num_updates = num_updates
+        try:
+            side = torch.cuda.Stream(pack.device)
+            side.wait_stream(torch.cuda.current_stream(pack.device))
+            with torch.cuda.stream(side):
+                for _ in range(WARMUP_UPDATES):
+                    pack.step(self.static_batch, self.static_noise)
+            torch.cuda.current_stream(pack.device).wait_stream(side)
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph):
+                self.static_metrics = pack.step(self.static_batch, self.static_noise)
+        except Exception as exc:
+            raise RuntimeError(
+                f"capturing the update as a CUDA graph failed ({type(exc).__name__}: {exc}); "
+                "the agent is unchanged: train without graphs (train.cuda_graphs=false, or "
+                "AgentPack(..., cuda_graphs=False))") from exc
+        finally:
+            with torch.no_grad():
+                for live, saved in zip(_state_tensors(pack), snapshot, strict=True):
+                    live.copy_(saved)
+            pack.num_updates = num_updates
 
     def __call__(self, batch: Batch, noise: UpdateNoise) -> Tensor:
         _copy_into(self.static_batch, batch)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -54,17 +55,8 @@ def bench(
                                 compile=not eager_only, extra_variants=not quick,
                                 calls=10 if quick else 20, repeats=3 if quick else 5,
                                 sklearn=not quick)
-        rows = []
-        with err.status("benchmarking…") as status:
-            for figure in figures:
-                line = json.dumps(figure.as_dict())
-                typer.echo(line)
-                if output is not None:
-                    with output.open("a") as f:
-                        f.write(line + "\n")
-                rows.append(figure)
-                status.update(f"benchmarking… last: {figure.figure} {figure.shape} "
-                              f"{figure.extra.get('size', '')} {figure.extra.get('algo', '')}")
+        rows = _stream(figures, output, err, lambda f: f"{f.figure} {f.shape} "
+                       f"{f.extra.get('size', '')} {f.extra.get('algo', '')}")
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     err.print(summary_table(rows))
@@ -92,29 +84,33 @@ def _bench_packs(text: str, shape: list[str] | None, size: list[str] | None, dev
         raise typer.BadParameter(f"unknown size(s) {unknown}; known: {', '.join(SIZES)}")
     if shape and len(shape) > 1:
         raise typer.BadParameter("--pack measures one --shape at a time")
-    rows = []
     try:
         figures = run_pack_benchmark((shape or ["cube-double"])[0], packs, sizes=sizes,
                                      device=device, compile=not eager_only,
                                      calls=10 if quick else 20, repeats=3 if quick else 5,
                                      online=not quick, versus_processes=not quick)
-        with err.status("benchmarking packs…") as status:
-            for figure in figures:
-                _emit(figure, output)
-                rows.append(figure)
-                status.update(f"benchmarking packs… last: {figure.figure} "
-                              f"{figure.extra.get('size', '')} pack {figure.extra.get('pack')}")
+        rows = _stream(figures, output, err, lambda f: f"{f.figure} "
+                       f"{f.extra.get('size', '')} pack {f.extra.get('pack')}")
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     err.print(pack_table(rows))
 
 
-def _emit(figure: Any, output: Path | None) -> None:
-    line = json.dumps(figure.as_dict())
-    typer.echo(line)
-    if output is not None:
-        with output.open("a") as f:
-            f.write(line + "\n")
+def _stream(figures: Iterable[Any], output: Path | None, err: Console,
+            describe: Callable[[Any], str]) -> list[Any]:
+    """Print each figure as a JSON line as it comes (and append it to `output`), with a live
+    status line on stderr; returns them all."""
+    rows = []
+    with err.status("benchmarking…") as status:
+        for figure in figures:
+            line = json.dumps(figure.as_dict())
+            typer.echo(line)
+            if output is not None:
+                with output.open("a") as f:
+                    f.write(line + "\n")
+            rows.append(figure)
+            status.update(f"benchmarking… last: {describe(figure)}")
+    return rows
 
 
 def pack_table(figures: list) -> Table:
