@@ -6,19 +6,23 @@ from typing import Annotated
 
 import typer
 
-from fino.cli import common
-from fino.cli.bench import bench
-from fino.cli.data import data_app
-from fino.cli.demo import demo
-from fino.cli.export import export
-from fino.cli.plot import plot
-from fino.cli.queue import queue_app
-from fino.cli.report import report
-from fino.cli.run import run
-from fino.cli.runs import runs_app
-from fino.cli.study import study_app
-from fino.cli.tune import tune_app
-from fino.cli.worker import worker
+from fino.launch.threads import wait_passively
+
+wait_passively()  # before anything imports torch (and with it OpenMP); see fino/launch/threads.py
+
+from fino.cli import common  # noqa: E402
+from fino.cli.bench import bench  # noqa: E402
+from fino.cli.data import data_app  # noqa: E402
+from fino.cli.demo import demo  # noqa: E402
+from fino.cli.export import export  # noqa: E402
+from fino.cli.plot import plot  # noqa: E402
+from fino.cli.queue import queue_app  # noqa: E402
+from fino.cli.report import report  # noqa: E402
+from fino.cli.run import run  # noqa: E402
+from fino.cli.runs import runs_app  # noqa: E402
+from fino.cli.study import study_app  # noqa: E402
+from fino.cli.tune import tune_app  # noqa: E402
+from fino.cli.worker import worker  # noqa: E402
 
 app = typer.Typer(help="FINO Lab: run, watch and tune FINO (and FQL).", no_args_is_help=True,
                   pretty_exceptions_show_locals=False)

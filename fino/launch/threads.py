@@ -1,9 +1,11 @@
 """CPU threads for runs that share a machine's cores.
 
 torch's CPU kernels run on OpenMP threads that, by default, spin-wait between parallel regions.
-Alone on the machine that costs nothing; beside other work the spinning threads take cores the
-other processes need. A worker running `jobs` runs gives each an equal share of the cores and
-lets OpenMP threads sleep when idle (measured: benchmarks/results/shared-cores-cpu.md).
+Alone on the machine that gains ~3%; beside other work the spinning threads take the cores the
+other processes need (measured: beside one busy process a run fell to 0.36x its idle rate with
+spinning threads, 0.61x with sleeping ones; benchmarks/results/shared-cores-cpu.md). So every
+`fino` process waits passively, and a worker running `jobs` runs gives each an equal share of
+the cores.
 OpenMP reads these variables when it starts, so they are set in the child's environment.
 """
 
@@ -11,6 +13,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+
+
+def wait_passively() -> None:
+    """Let OpenMP threads sleep when idle (unless the user chose otherwise). Takes effect only
+    if torch is not imported yet: the `fino` command calls it first thing."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def available_cores() -> int:
