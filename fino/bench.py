@@ -105,6 +105,7 @@ def _common(size: str, algo: str, device: torch.device) -> dict[str, Any]:
 def bench_updates(shape: str, size: str, algo: str, *, compile: bool, precision: Precision,
                   device: torch.device, calls: int, repeats: int) -> Figure:
     obs_dim, action_dim = SHAPES[shape]
+    torch._dynamo.reset()  # each agent compiles afresh (see fino/bench_pack.py)
     agent = FinoAgent(obs_dim, action_dim, agent_config(size, algo), compile=compile,
                       precision=precision, device=device)
     batch = synthetic_batch(obs_dim, action_dim, agent.config.batch_size).to(device)
@@ -126,6 +127,7 @@ def bench_updates(shape: str, size: str, algo: str, *, compile: bool, precision:
 def bench_act(shape: str, size: str, algo: str, *, greedy: bool, compile: bool,
               device: torch.device, calls: int, repeats: int) -> Figure:
     obs_dim, action_dim = SHAPES[shape]
+    torch._dynamo.reset()  # each agent compiles afresh (see fino/bench_pack.py)
     agent = FinoAgent(obs_dim, action_dim, agent_config(size, algo), compile=compile,
                       device=device)
     obs = torch.randn(obs_dim)
@@ -147,6 +149,7 @@ def bench_entropy(shape: str, size: str, *, device: torch.device, sklearn: bool,
     """FINO's entropy update: sample 256 states x 200 actions from the exploring policy, fit
     the batched GMM (and, with `sklearn`, the reference loop for comparison)."""
     obs_dim, action_dim = SHAPES[shape]
+    torch._dynamo.reset()
     agent = FinoAgent(obs_dim, action_dim, agent_config(size, "fino"), compile=compile,
                       device=device)
     cfg = agent.config

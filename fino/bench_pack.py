@@ -43,6 +43,9 @@ ONLINE_ENV = "cube-double-play-singletask-task2-v0"
 
 def _pack(size: str, n: int, device: torch.device, compile: bool, obs_dim: int,
           action_dim: int) -> AgentPack:
+    # Dynamo caches compiled code per function and falls back to eager after 8 recompiles:
+    # every pack measured in one process would recompile `losses`. Start each afresh.
+    torch._dynamo.reset()
     return AgentPack(obs_dim, action_dim, agent_config(size, "fino"), seeds=range(n),
                      device=device, compile=compile)
 
