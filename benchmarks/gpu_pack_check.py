@@ -39,8 +39,8 @@ def max_difference(a: AgentPack, b: AgentPack | list[FinoAgent]) -> float:
     return worst
 
 
-def exactness(device: torch.device) -> dict[str, float]:
-    config = agent_config("paper", "fino")
+def exactness(device: torch.device, size: str = "paper") -> dict[str, float]:
+    config = agent_config(size, "fino")
     graphed = AgentPack(40, 5, config, seeds=[0, 1], device=device, cuda_graphs=True,
                         compile=True)
     plain = AgentPack(40, 5, config, seeds=[0, 1], device=device, cuda_graphs=False)
@@ -67,20 +67,29 @@ def exactness(device: torch.device) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--smoke", action="store_true",
+                        help="A minute's check of this script on any device: quick size, "
+                             "packs of 1 and 2, few calls.")
+    parser.add_argument("--device", default="cuda")
     args = parser.parse_args()
-    device = torch.device("cuda")
+    device = torch.device(args.device)
     args.out.mkdir(parents=True, exist_ok=True)
     lines = args.out / "bench-pack-cuda.jsonl"
     started = time.perf_counter()
-    check = {"figure": "exactness", "gpu": torch.cuda.get_device_name(device),
-             "torch": torch.__version__, **exactness(device)}
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "none"
+    check = {"figure": "exactness", "gpu": gpu,
+             "torch": torch.__version__,
+             **exactness(device, "quick" if args.smoke else "paper")}
     rows = [check]
     print(json.dumps(check), flush=True)
     plan = [("paper", 1, "fp32"), ("paper", 8, "fp32"), ("paper", 32, "fp32"),
             ("paper", 32, "tf32"), ("quick", 1, "fp32"), ("quick", 32, "fp32")]
+    calls = 50
+    if args.smoke:
+        plan, calls = [("quick", 1, "fp32"), ("quick", 2, "fp32")], 3
     for size, n, precision in plan:
         figure = bench_pack_updates("cube-double", size, n, device=device,
-                                    matmul_precision=precision, calls=50, repeats=5)
+                                    matmul_precision=precision, calls=calls, repeats=3)
         row = figure.as_dict()
         rows.append(row)
         print(json.dumps(row), flush=True)
