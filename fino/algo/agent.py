@@ -549,7 +549,8 @@ STATE_FORMAT = 2  # 2: packed weights, one state per member; 1: the pre-pack sin
 
 class FinoAgent(AgentPack):
     """FINO for one seed: a pack of one member, with single-agent shapes at its surface
-    (observations (B, obs_dim) or (obs_dim,), a float β, metrics as one row)."""
+    (observations (B, obs_dim) or (obs_dim,), β as a float in `beta_value`, metrics as one
+    row)."""
 
     def __init__(
         self,
@@ -611,6 +612,7 @@ class FinoAgent(AgentPack):
 
     @property
     def beta_value(self) -> float:
+        """β of the one member (reads the device)."""
         return float(self.beta[0])
 
     def state_dict(self) -> dict[str, Any]:

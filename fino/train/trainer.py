@@ -257,7 +257,7 @@ class Trainer:
         if self.agent.config.num_candidates > 1:  # with one candidate β selects nothing (FQL)
             if update_beta:
                 self.agent.update_beta(entropy)
-            metrics["policy/beta"] = float(self.agent.beta[0])
+            metrics["policy/beta"] = self.agent.beta_value
         return metrics
 
     def _evaluate(self) -> EvalResult:
