@@ -295,7 +295,7 @@ def test_checkpoint_round_trip_continues_exactly():
 
     resumed = small_agent(seed=99)
     buf.seek(0)
-    resumed.load_state_dict(torch.load(buf, weights_only=False))
+    resumed.load_state_dict(torch.load(buf, weights_only=True))
     for b in batches[3:]:
         resumed.update(b)
     for net in ("bc_flow", "onestep", "critic", "target_critic"):

@@ -171,7 +171,7 @@ def test_a_members_state_resumes_alone_and_continues_exactly():
     torch.save(pack.member_state(1), buffer)
     buffer.seek(0)
     alone = FinoAgent(6, 3, config, seed=123)
-    alone.load_state_dict(torch.load(buffer, weights_only=False))
+    alone.load_state_dict(torch.load(buffer, weights_only=True))
     for step in range(2, 4):
         batches = [random_batch(n=16, seed=step * 2 + i) for i in range(2)]
         metrics = pack.update(Batch.stack(batches))

@@ -536,10 +536,8 @@ class AgentPack:
         into them in place."""
         for p in self.optimizer.param_groups[0]["params"]:
             if not self.optimizer.state.get(p):
-                step_device = p.device if self.optimizer.defaults["capturable"] or \
-                    self.optimizer.defaults["fused"] else "cpu"
-                self.optimizer.state[p] = {
-                    "step": torch.zeros((), dtype=torch.float32, device=step_device),
+                self.optimizer.state[p] = {  # fused Adam keeps `step` on the param's device
+                    "step": torch.zeros((), dtype=torch.float32, device=p.device),
                     "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
                     "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format)}
 

@@ -124,13 +124,7 @@ class ReplayBuffer:
     def add(self, observation: Any, action: Any, reward: float, next_observation: Any,
             terminated: bool) -> None:
         """Append one online transition (`terminated`: a true end, not a time limit)."""
-        self.online.extend({
-            "observations": torch.as_tensor(np.asarray(observation, np.float32))[None],
-            "actions": torch.as_tensor(np.asarray(action, np.float32))[None],
-            "rewards": torch.tensor([float(reward)]),
-            "next_observations": torch.as_tensor(np.asarray(next_observation, np.float32))[None],
-            "terminated": torch.tensor([float(terminated)]),
-        })
+        self.online.extend(_row(observation, action, reward, next_observation, terminated))
         self.num_online_added += 1
 
     def sample(self, batch_size: int, generator: torch.Generator | None = None) -> Batch:
@@ -173,6 +167,18 @@ class ReplayBuffer:
         self.generator.set_state(state["generator"])
 
 
+def _row(observation: Any, action: Any, reward: float, next_observation: Any,
+         terminated: bool) -> dict[str, Tensor]:
+    """One transition as a ring row."""
+    return {
+        "observations": torch.as_tensor(np.asarray(observation, np.float32))[None],
+        "actions": torch.as_tensor(np.asarray(action, np.float32))[None],
+        "rewards": torch.tensor([float(reward)]),
+        "next_observations": torch.as_tensor(np.asarray(next_observation, np.float32))[None],
+        "terminated": torch.tensor([float(terminated)]),
+    }
+
+
 def _to_batch(rows: Mapping[str, Tensor]) -> Batch:
     return Batch(**{k: rows[k] for k in FIELDS})
 
@@ -210,13 +216,7 @@ class SharedOfflineReplay:
     def add(self, observation: Any, action: Any, reward: float, next_observation: Any,
             terminated: bool) -> None:
         """Append one online transition (`terminated`: a true end, not a time limit)."""
-        row = {
-            "observations": torch.as_tensor(np.asarray(observation, np.float32))[None],
-            "actions": torch.as_tensor(np.asarray(action, np.float32))[None],
-            "rewards": torch.tensor([float(reward)]),
-            "next_observations": torch.as_tensor(np.asarray(next_observation, np.float32))[None],
-            "terminated": torch.tensor([float(terminated)]),
-        }
+        row = _row(observation, action, reward, next_observation, terminated)
         if not self.balanced and self.private is None and \
                 self.online.size == self.online.capacity:
             self.private = TransitionRing(self.capacity, self.shared["observations"].shape[1],
