@@ -48,12 +48,13 @@ def _worker(url: str, steps: int, log_interval: int, start_at: float, out: multi
         time.sleep(0.005)
     while True:
         started = time.perf_counter()
-        run_id = claim_next(store, host="bench", pid=pid)
+        claim = claim_next(store, host="bench", pid=pid)
         latencies.append(time.perf_counter() - started)
-        if run_id is None:
+        if claim is None:
             break
+        run_id = claim.run_id
         claims.append(run_id)
-        heartbeat(store, [run_id], host="bench", pid=pid)
+        heartbeat(store, {run_id: claim.token})
         sink = DatabaseSink(store, run_id)
         for step in range(log_interval, steps + 1, log_interval):
             sink.write(step, {key: step / (i + 1) for i, key in enumerate(KEYS)})

@@ -54,8 +54,9 @@ def metric_steps(store: Store, run_id: int, key: str) -> list[int]:
 def test_claims_follow_priority_then_age_and_are_exactly_once(store, tmp_path, dataset):
     ids = queue_pendulum(store, dataset, tmp_path, range(3))
     high = queue_pendulum(store, dataset, tmp_path, range(3, 4), priority=5)
-    claimed = [queue.claim_next(store, host="h", pid=1) for _ in range(5)]
-    assert claimed == [high[0], *ids, None]
+    claims = [queue.claim_next(store, host="h", pid=1) for _ in range(5)]
+    assert [c and c.run_id for c in claims] == [high[0], *ids, None]
+    assert len({c.token for c in claims if c}) == 4  # a fresh token per claim
     with store.read() as session:
         run = session.get(Run, ids[0])
         assert (run.status, run.attempts, run.worker_host) == ("running", 1, "h")
@@ -65,8 +66,8 @@ def test_claims_follow_priority_then_age_and_are_exactly_once(store, tmp_path, d
 
 def _claim_many(url: str, out: list[int]) -> None:
     local = Store(url)
-    while (run_id := queue.claim_next(local, host="t", pid=threading.get_ident())) is not None:
-        out.append(run_id)
+    while (claim := queue.claim_next(local, host="t", pid=threading.get_ident())) is not None:
+        out.append(claim.run_id)
 
 
 def test_concurrent_claims_never_double_claim(store, tmp_path, dataset):
@@ -241,7 +242,7 @@ def test_priority_reorders_the_claims_of_queued_runs_only(store, tmp_path, datas
     result = CliRunner().invoke(app, ["queue", "priority", str(c), "--to", "5",
                                       "--db", store.url])
     assert result.exit_code == 0 and f"run {c}: priority 5" in result.output, result.output
-    assert queue.claim_next(store, host="h", pid=1) == c  # the newest, but now first
+    assert queue.claim_next(store, host="h", pid=1).run_id == c  # the newest, but now first
     assert queue.set_priority(store, [c, b, 999], -1) == {
         c: "is running: only queued runs have a priority to change", b: "priority -1",
         999: "unknown id"}
@@ -250,7 +251,7 @@ def test_priority_reorders_the_claims_of_queued_runs_only(store, tmp_path, datas
         said = session.execute(select(Event.message).where(
             Event.run_id == b, Event.kind == "priority")).scalars().all()
     assert said == ["priority 0 -> -1"]
-    assert queue.claim_next(store, host="h", pid=1) == a  # b now comes last
+    assert queue.claim_next(store, host="h", pid=1).run_id == a  # b now comes last
     refused = CliRunner().invoke(app, ["queue", "priority", str(c), "--to", "1",
                                        "--db", store.url])
     assert refused.exit_code == 1 and "is running" in refused.output

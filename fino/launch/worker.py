@@ -1,9 +1,16 @@
 """The worker: claims queued runs, runs each as a child process (`fino run --run-id ID`),
-heartbeats them, and decides their final status from the exit code."""
+heartbeats them, and decides their final status from the exit code.
+
+Each claim carries an attempt token, passed to the child with its lease (`fino.store.lease`):
+heartbeats and status changes name the token, so a worker that stalled and lost a run to another
+worker can no longer touch it, and its children stop themselves once the lease runs out. A
+worker never reaps the runs it holds, and after a database error it waits before reaping at all:
+while the database was busy, other workers' heartbeats are unknown, not dead."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import sys
@@ -21,15 +28,18 @@ from fino.launch.executor import LOST, Executor
 from fino.launch.threads import child_thread_env
 from fino.store import queue
 from fino.store.db import Store
+from fino.store.lease import Lease
 from fino.store.models import Run
 
 LOG_NAME = "worker.log"
+EXIT_DISOWNED = 75  # `fino run`'s exit code when its attempt lost the run (fino.cli.run)
 OnInterrupt = Literal["requeue", "cancel"]
 
 
 @dataclass
 class Active:
     run_id: int
+    token: str
     name: str
     handle: Any
     log_path: Path
@@ -49,6 +59,18 @@ def log_tail(path: Path, lines: int = 15) -> str:
     except FileNotFoundError:
         return ""
     return "\n".join(text[-lines:])
+
+
+def failure_reason(tail: str) -> str | None:
+    """The child's one-line reason in its log tail: its last `error: ...` line (what `fino run`
+    prints for every error it knows), else the last line of a traceback."""
+    lines = [line.strip() for line in tail.splitlines() if line.strip()]
+    for line in reversed(lines):
+        if line.startswith("error: "):
+            return line.removeprefix("error: ")
+    if lines and re.match(r"^[\w.]+(Error|Exception|Interrupt|Exit)\b", lines[-1]):
+        return lines[-1]
+    return None
 
 
 class Worker:
@@ -75,8 +97,10 @@ class Worker:
         called every loop (a progress display)."""
         if jobs < 1:
             raise ValueError(f"jobs={jobs}: must be >= 1")
-        if expiry <= 2 * heartbeat_interval:
-            raise ValueError("expiry must exceed two heartbeat intervals")
+        if expiry < 6 * heartbeat_interval:
+            raise ValueError(f"--expiry {expiry:g} must be at least six heartbeat intervals "
+                             f"({6 * heartbeat_interval:g} s): a run's lease is the expiry less "
+                             "four intervals")
         self.store, self.executor = store, executor
         self.jobs, self.until_empty, self.max_attempts = jobs, until_empty, max_attempts
         self.heartbeat_interval, self.expiry = heartbeat_interval, expiry
@@ -89,6 +113,7 @@ class Worker:
         self.active: dict[int, Active] = {}
         self.finished: dict[int, str] = {}
         self._stopping = False
+        self._db_error_at = -float("inf")  # monotonic time of the last failed database call
 
     # ---- control ----
 
@@ -120,17 +145,21 @@ class Worker:
         while True:
             now = time.monotonic()
             try:
-                if now >= next_reap:
-                    for run_id in queue.reap(self.store, expiry_seconds=self.expiry):
-                        self.log(f"run {run_id}: heartbeat expired, marked lost")
-                    next_reap = now + max(self.heartbeat_interval, 5.0)
-                if not self._stopping:
-                    self._fill()
+                # Heartbeat first: after a pause (a long lock, a slow disk) our own runs are
+                # refreshed before anything is judged by its age.
                 if now >= next_beat and self.active:
                     self._beat()
                     next_beat = now + self.heartbeat_interval
+                self._note_wait(now)
+                if now >= next_reap and self._heartbeats_known(time.monotonic()):
+                    self._reap()
+                    next_reap = now + max(self.heartbeat_interval, 5.0)
+                if not self._stopping:
+                    self._fill()
             except SQLAlchemyError as exc:  # busy or unreachable: the children keep running
+                self._db_error_at = time.monotonic()
                 self.log(f"database error ({type(exc).__name__}); retrying")
+            self._note_wait(now)
             self._reap_children()
             if self._stopping and not stop_sent:
                 reason = "cancelled" if self.on_interrupt == "cancel" else "requeue"
@@ -145,31 +174,61 @@ class Worker:
 
     # ---- steps ----
 
+    def lease(self, run_id: int, token: str) -> Lease:
+        """What a child is told: it trusts its last heartbeat for the expiry less four
+        intervals and checks every half interval, so even with a lock's grace (two intervals)
+        it has stopped writing, with time to exit, before any reaper can count the run lost."""
+        return Lease(run_id, token, self.expiry - 4 * self.heartbeat_interval,
+                     self.heartbeat_interval / 2)
+
+    def _note_wait(self, since: float) -> None:
+        """A loop that waited longer than a heartbeat interval waited for the database, and so
+        did other workers' heartbeats: count it as a database error."""
+        if time.monotonic() - since > self.heartbeat_interval:
+            self._db_error_at = time.monotonic()
+
+    def _heartbeats_known(self, now: float) -> bool:
+        """Whether other workers have had time to heartbeat since our last database error."""
+        return now - self._db_error_at > 2 * self.heartbeat_interval
+
+    def _reap(self) -> None:
+        held = [a.token for a in self.active.values()]
+        try:
+            reaped = queue.reap(self.store, expiry_seconds=self.expiry, keep=held,
+                                patience=self.heartbeat_interval)
+        except queue.HeartbeatsUnknown as exc:
+            self._db_error_at = time.monotonic()  # judge again once heartbeats caught up
+            self.log(str(exc))
+            return
+        for run_id in reaped:
+            self.log(f"run {run_id}: heartbeat expired, marked lost")
+
     def _fill(self) -> None:
         while len(self.active) < self.jobs:
-            run_id = queue.claim_next(self.store, host=self.host, pid=self.pid,
-                                      among=self.only)
-            if run_id is None:
+            claim = queue.claim_next(self.store, host=self.host, pid=self.pid,
+                                     among=self.only, max_attempts=self.max_attempts)
+            if claim is None:
                 return
-            run = queue.get_run(self.store, run_id)
-            self._start(run)
+            run = queue.get_run(self.store, claim.run_id)
+            self._start(run, claim.token)
 
-    def _start(self, run: Run) -> None:
+    def _start(self, run: Run, token: str) -> None:
         log_path = Path(run.run_dir or f"runs/{run.id:06d}") / LOG_NAME
+        lease = self.lease(run.id, token)
         try:
-            env = {"FINO_DB_URL": self.store.url, **child_thread_env(self.jobs)}
+            env = {"FINO_DB_URL": self.store.url, **child_thread_env(self.jobs), **lease.env()}
             handle = self.executor.submit(run.id, child_command(run.id), env, log_path)
         except Exception as exc:
-            queue.transition(self.store, run.id, ("running",), "failed",
+            queue.transition(self.store, run.id, ("running",), "failed", token=token,
                              message="could not start", error=f"{type(exc).__name__}: {exc}")
             self.log(f"run {run.id}: could not start: {exc}")
             return
-        self.active[run.id] = Active(run.id, run.name, handle, log_path, run.attempts,
-                                     max(run.max_attempts, self.max_attempts))
+        self.active[run.id] = Active(run.id, token, run.name, handle, log_path, run.attempts,
+                                     run.max_attempts)
         self.log(f"run {run.id} ({run.name}) started, attempt {run.attempts}")
 
     def _beat(self) -> None:
-        beat = queue.heartbeat(self.store, list(self.active), host=self.host, pid=self.pid)
+        beat = queue.heartbeat(self.store, {i: a.token for i, a in self.active.items()})
         for run_id, a in self.active.items():
             if a.stop_reason:
                 continue
@@ -201,40 +260,52 @@ class Worker:
             del self.active[run_id]
 
     def _settle(self, a: Active, code: int) -> str:
-        """The final status, decided here from the exit code and why we stopped the child."""
-        store, run_id = self.store, a.run_id
+        """The final status, decided here from the exit code and why we stopped the child;
+        every change names the attempt's token, so a run reclaimed meanwhile is left alone."""
+        run_id = a.run_id
         if a.stop_reason == "disowned":
             return "disowned"
+
+        def move(expected: tuple[str, ...], new: str, **values: Any) -> bool:
+            return queue.transition(self.store, run_id, expected, new, token=a.token, **values)
+
         if a.stop_reason == "cancelled":
-            queue.transition(store, run_id, ("running",), "cancelled", exit_code=code,
-                             message=f"stopped on request (exit code {code})")
+            ok = move(("running",), "cancelled", exit_code=code,
+                      message=f"stopped on request (exit code {code})")
             status = "cancelled"
-        elif a.stop_reason == "requeue":
-            queue.transition(store, run_id, ("running",), "queued", exit_code=code,
-                             started_at=None, message="worker stopped; requeued (resumes from "
-                             "its checkpoint)")
+        elif a.stop_reason == "requeue" or code == EXIT_DISOWNED:
+            why = ("worker stopped" if a.stop_reason == "requeue"
+                   else "the run's lease ran out before its heartbeat was renewed")
+            ok = move(("running",), "queued", exit_code=code, started_at=None,
+                      message=f"{why}; requeued (resumes from its checkpoint)")
             status = "queued"
         elif code == LOST:
-            queue.transition(store, run_id, ("running",), "lost", message="the executor lost "
-                             "the run (its task or node died)", error="task or node died")
+            ok = move(("running",), "lost", message="the executor lost the run (its task or "
+                      "node died)", error="task or node died")
             status = "lost"
-            if a.attempts < a.max_attempts:
-                queue.transition(store, run_id, ("lost",), "queued", finished_at=None,
-                                 message=f"retry {a.attempts + 1}/{a.max_attempts} after lost")
+            if ok and a.attempts < a.max_attempts:
+                move(("lost",), "queued", finished_at=None,
+                     message=f"retry {a.attempts + 1}/{a.max_attempts} after lost")
                 status = "lost, requeued"
         elif code == 0:
-            queue.transition(store, run_id, ("running",), "done", exit_code=0,
-                             message="finished")
+            ok = move(("running",), "done", exit_code=0, message="finished")
             status = "done"
         else:
-            error = log_tail(a.log_path) or f"exit code {code}"
-            queue.transition(store, run_id, ("running",), "failed", exit_code=code,
-                             error=error, message=f"exit code {code}")
-            status = "failed"
-            if a.attempts < a.max_attempts:
-                queue.transition(store, run_id, ("failed",), "queued", finished_at=None,
-                                 message=f"retry {a.attempts + 1}/{a.max_attempts}")
-                status = "failed, requeued"
+            tail = log_tail(a.log_path)
+            reason = failure_reason(tail)
+            error = reason or tail or f"exit code {code}"
+            ok = move(("running",), "failed", exit_code=code, error=error,
+                      message=f"exit code {code}")
+            status = f"failed: {reason or f'exit code {code}'}"
+            if ok and a.attempts < a.max_attempts:
+                move(("failed",), "queued", finished_at=None,
+                     message=f"retry {a.attempts + 1}/{a.max_attempts}")
+                status = f"{status}; requeued"
+        if not ok:
+            status = "disowned"
+            self.log(f"run {run_id} ({a.name}): no longer ours (reclaimed or removed); its "
+                     "status is left to its current holder")
+            return status
         self.log(f"run {run_id} ({a.name}): {status}")
         return status
 

@@ -45,6 +45,9 @@ class Run(Base):
     worker_host: Mapped[str | None] = mapped_column(String(200))
     worker_pid: Mapped[int | None]
     heartbeat_at: Mapped[datetime | None]
+    # A fresh random token per claim: only the holder of the current token may write the run's
+    # rows, checkpoint or settle it (a stalled worker's attempt is fenced off once reclaimed).
+    attempt_token: Mapped[str | None] = mapped_column(String(32))
     cancel_requested: Mapped[bool] = mapped_column(default=False)
     exit_code: Mapped[int | None]
     error: Mapped[str | None] = mapped_column(Text)

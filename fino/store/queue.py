@@ -3,17 +3,22 @@
 queued -> running -> done | failed | cancelled, plus lost (heartbeat expired) and pruned (by the
 tuner). The claim is a single `UPDATE ... WHERE id = (oldest queued of highest priority) AND
 status = 'queued' RETURNING id` (PostgreSQL adds FOR UPDATE SKIP LOCKED to the inner select).
+
+Every claim gets a fresh attempt token. Heartbeats, settling and the run's own writes name it: a
+worker that stalled past its lease and whose run was reclaimed can no longer touch the run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import secrets
+import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import case, delete, select, update
 
 from fino.store.db import Store
 from fino.store.models import Event, Run, utcnow
@@ -24,6 +29,11 @@ RETRYABLE = ("failed", "lost", "cancelled", "pruned")
 
 class QueueError(ValueError):
     """A queue operation that cannot be done as asked; the message says why."""
+
+
+class HeartbeatsUnknown(RuntimeError):
+    """The reaper waited too long for the database: heartbeats others wanted to write in that
+    time may be missing, so nothing was reaped."""
 
 
 def run_name(config: RunConfig, label: str | None = None) -> str:
@@ -69,42 +79,61 @@ def add_runs(
         return [row.id for row in rows]
 
 
-def claim_next(store: Store, *, host: str, pid: int,
-               among: Sequence[int] | None = None) -> int | None:
+@dataclass(frozen=True)
+class Claim:
+    """A claimed run and the token of this attempt (what fences it)."""
+
+    run_id: int
+    token: str
+
+
+def new_token() -> str:
+    return secrets.token_hex(16)
+
+
+def claim_next(store: Store, *, host: str, pid: int, among: Sequence[int] | None = None,
+               max_attempts: int = 1) -> Claim | None:
     """Atomically take the queued run of highest priority, oldest first (only from `among`
-    when given); None when there is none."""
+    when given); None when there is none. `max_attempts` raises the run's own allowance (the
+    worker's --max-attempts), so the reaper of any worker honours it too."""
     now = utcnow()
+    token = new_token()
     inner = select(Run.id).where(Run.status == "queued")
     if among is not None:
         inner = inner.where(Run.id.in_(list(among)))
     inner = inner.order_by(Run.priority.desc(), Run.id).limit(1)
     if not store.is_sqlite:
         inner = inner.with_for_update(skip_locked=True)
+    allowance = case((Run.max_attempts < max_attempts, max_attempts), else_=Run.max_attempts)
     stmt = (update(Run)
             .where(Run.id == inner.scalar_subquery(), Run.status == "queued")
             .values(status="running", attempts=Run.attempts + 1, started_at=now,
                     heartbeat_at=now, finished_at=None, worker_host=host, worker_pid=pid,
-                    cancel_requested=False, exit_code=None, error=None)
+                    cancel_requested=False, exit_code=None, error=None,
+                    attempt_token=token, max_attempts=allowance)
             .returning(Run.id)
             .execution_options(synchronize_session=False))
     with store.write() as session:
         run_id = session.execute(stmt).scalar_one_or_none()
-        if run_id is not None:
-            session.add(Event(run_id=run_id, kind="status", old_status="queued",
-                              new_status="running", message=f"claimed by {host}:{pid}"))
-        return run_id
+        if run_id is None:
+            return None
+        session.add(Event(run_id=run_id, kind="status", old_status="queued",
+                          new_status="running", message=f"claimed by {host}:{pid}"))
+        return Claim(run_id, token)
 
 
 def transition(store: Store, run_id: int, expected: Sequence[str], new: str, *,
-               message: str = "", **values: Any) -> bool:
-    """Compare-and-set the status of one run (from one of `expected` to `new`) and record it."""
+               message: str = "", token: str | None = None, **values: Any) -> bool:
+    """Compare-and-set the status of one run (from one of `expected` to `new`) and record it;
+    with `token`, only while that attempt still holds the run."""
     with store.write() as session:
         old = session.execute(select(Run.status).where(Run.id == run_id)).scalar_one_or_none()
         if old is None or old not in expected:
             return False
         if new in ("done", "failed", "cancelled", "lost", "pruned"):
             values.setdefault("finished_at", utcnow())
-        stmt = (update(Run).where(Run.id == run_id, Run.status == old)
+        fence = [Run.attempt_token == token] if token is not None else []
+        stmt = (update(Run).where(Run.id == run_id, Run.status == old, *fence)
                 .values(status=new, **values).returning(Run.id)
                 .execution_options(synchronize_session=False))
         if session.execute(stmt).scalar_one_or_none() is None:
@@ -121,39 +150,50 @@ def record_event(store: Store, run_id: int | None, kind: str, message: str) -> N
 
 @dataclass
 class HeartbeatResult:
-    still_mine: set[int]  # runs this worker still owns (status running, its host and pid)
+    still_mine: set[int]  # runs whose current attempt is still this worker's (status running)
     cancel_requested: set[int]
 
 
-def heartbeat(store: Store, run_ids: Iterable[int], *, host: str, pid: int) -> HeartbeatResult:
-    """Refresh the heartbeat of the worker's running runs; report which it still owns and
-    which a user asked to cancel."""
-    ids = list(run_ids)
-    if not ids:
+def heartbeat(store: Store, tokens: Mapping[int, str]) -> HeartbeatResult:
+    """Refresh the heartbeat of the worker's running runs (run id -> attempt token); report
+    which it still holds and which a user asked to cancel."""
+    if not tokens:
         return HeartbeatResult(set(), set())
-    mine = (Run.id.in_(ids), Run.status == "running", Run.worker_host == host,
-            Run.worker_pid == pid)
+    mine = (Run.id.in_(list(tokens)), Run.status == "running",
+            Run.attempt_token.in_(list(tokens.values())))
     with store.write() as session:
         owned = session.execute(
             update(Run).where(*mine).values(heartbeat_at=utcnow())
-            .returning(Run.id, Run.cancel_requested)
+            .returning(Run.id, Run.attempt_token, Run.cancel_requested)
             .execution_options(synchronize_session=False)).all()
-    return HeartbeatResult({r.id for r in owned}, {r.id for r in owned if r.cancel_requested})
+    held = {r.id for r in owned if tokens.get(r.id) == r.attempt_token}
+    return HeartbeatResult(held, {r.id for r in owned if r.id in held and r.cancel_requested})
 
 
-def reap(store: Store, *, expiry_seconds: float, requeue: bool = True) -> list[int]:
-    """Mark running runs whose heartbeat is older than `expiry_seconds` as lost; those with
-    attempts left (`attempts < max_attempts`) go back to the queue when `requeue`."""
+def reap(store: Store, *, expiry_seconds: float, requeue: bool = True,
+         keep: Iterable[str] = (), patience: float | None = None) -> list[int]:
+    """Mark running runs whose heartbeat is older than `expiry_seconds` as lost, except the
+    attempts in `keep` (the caller's own: a worker never reaps what it holds); those with
+    attempts left (`attempts < max_attempts`) go back to the queue when `requeue`. With
+    `patience`, a reap that waited longer than that for the database is undone and raises
+    HeartbeatsUnknown: the heartbeats that waited alongside it are late, not dead."""
     cutoff = utcnow() - timedelta(seconds=expiry_seconds)
+    kept = list(keep)
+    spare = [Run.attempt_token.is_(None) | Run.attempt_token.not_in(kept)] if kept else []
+    started = time.monotonic()
     with store.write() as session:
         lost = session.execute(
-            update(Run).where(Run.status == "running", Run.heartbeat_at < cutoff)
+            update(Run).where(Run.status == "running", Run.heartbeat_at < cutoff, *spare)
             .values(status="lost", finished_at=utcnow(),
                     error=f"heartbeat older than {expiry_seconds:.0f} s: the worker or its "
                           "machine stopped without a word")
             .returning(Run.id, Run.attempts, Run.max_attempts, Run.worker_host,
                        Run.worker_pid)
             .execution_options(synchronize_session=False)).all()
+        waited = time.monotonic() - started
+        if lost and patience is not None and waited > patience:
+            raise HeartbeatsUnknown(f"waited {waited:.1f} s for the database; not reaping "
+                                    f"{len(lost)} run(s) whose heartbeats may be late")
         for row in lost:
             session.add(Event(run_id=row.id, kind="status", old_status="running",
                               new_status="lost", message=f"heartbeat expired (worker "

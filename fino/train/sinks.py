@@ -112,12 +112,15 @@ class SinkGroup:
 
     def _call(self, method: str, *args: Any) -> None:
         for sink in list(self.sinks):
-            try:
-                getattr(sink, method)(*args)
-            except Exception as exc:
-                self.sinks.remove(sink)
-                print(f"warning: metrics sink {type(sink).__name__} failed and was disabled: "
-                      f"{type(exc).__name__}: {exc}", file=sys.stderr)
+            self._call_one(sink, method, *args)
+
+    def _call_one(self, sink: Sink, method: str, *args: Any) -> None:
+        try:
+            getattr(sink, method)(*args)
+        except Exception as exc:
+            self.sinks.remove(sink)
+            print(f"warning: metrics sink {type(sink).__name__} failed and was disabled: "
+                  f"{type(exc).__name__}: {exc}", file=sys.stderr)
 
     def write(self, step: int, metrics: dict[str, float]) -> None:
         self._call("write", step, metrics)
@@ -127,6 +130,12 @@ class SinkGroup:
 
     def truncate_after(self, step: int) -> None:
         self._call("truncate_after", step)
+
+    def flush(self) -> None:
+        """Make what was written durable where a sink buffers (the database sink)."""
+        for sink in list(self.sinks):
+            if hasattr(sink, "flush"):
+                self._call_one(sink, "flush")
 
     def close(self) -> None:
         self._call("close")

@@ -21,12 +21,21 @@ from fino.data.buffer import ReplayBuffer
 from fino.provenance import MACHINE_MARK, code_version, machine
 from fino.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from fino.train.config import CONFIG_NAME, RunConfig
-from fino.train.errors import TrainingDiverged
+from fino.train.errors import RunDisowned, TrainingDiverged
 from fino.train.evaluate import EvalResult, evaluate, greedy_actor
 from fino.train.sinks import EvalCsvSink, EventLogSink, JsonlSink, Sink, SinkGroup
 
 SUMMARY_NAME = "summary.json"
 _PROGRESS_EVERY = 50  # steps between progress callbacks (cheap, but not free)
+
+
+class Fence(Protocol):
+    """The run's lease (a worker's child): `lost` says why the attempt no longer holds the run
+    (None while it does); `confirm()` checks afresh and raises RunDisowned."""
+
+    lost: str | None
+
+    def confirm(self) -> None: ...
 
 
 class ProgressListener(Protocol):
@@ -71,8 +80,11 @@ class Trainer:
         sinks: list[Sink] | None = None,
         progress: ProgressListener | None = None,
         resume: bool = False,
+        fence: Fence | None = None,
     ) -> None:
+        """`fence`: stop without writing once the attempt no longer holds its run."""
         self.config = config
+        self.fence = fence
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         tc = config.train
@@ -136,6 +148,8 @@ class Trainer:
                 self._evaluate()
             window = (time.perf_counter(), self.step, self.env_steps)
             while self.step < tc.total_steps:
+                if self.fence is not None and self.fence.lost:
+                    raise RunDisowned(self.fence.lost)
                 if self._stop:
                     status = "interrupted"
                     break
@@ -301,10 +315,12 @@ class Trainer:
         """Agent, online part of the buffer, counters and evaluations, written atomically. An
         online episode in progress is not saved: a resumed run starts a new one."""
         self._check_finite(None)  # never overwrite a good checkpoint with diverged weights
+        self.sinks.flush()  # no checkpoint ahead of the stored metrics: a resume leaves no gap
         save_checkpoint(self.checkpoint_path, {
             "config": self.config.to_dict(), "step": self.step, "env_steps": self.env_steps,
             "episodes": self.episodes, "evaluations": self.evaluations,
-            "agent": self.agent.state_dict(), "buffer": self.buffer.state_dict()})
+            "agent": self.agent.state_dict(), "buffer": self.buffer.state_dict()},
+            before_replace=self.fence.confirm if self.fence is not None else None)
         self.sinks.event("checkpoint", f"step {self.step}")
 
     def _restore(self) -> None:
