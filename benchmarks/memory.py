@@ -32,7 +32,7 @@ MiB = 2**20
 def tiled_dataset(source_dir: Path, out_dir: Path, transitions: int) -> int:
     """Write SOURCE tiled (whole episodes) to at least `transitions` transitions; rows written."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    with np.load(source_dir / f"{SOURCE}.npz") as data:
+    with np.load(source_dir / f"{SOURCE}.npz", allow_pickle=False) as data:
         arrays = {k: data[k] for k in data.files}
     rows = len(arrays["terminals"])
     episodes = int(arrays["terminals"].sum())

@@ -14,6 +14,7 @@ from fino.backends.base import DatasetMissingError, TaskConfig, TaskError
 from fino.backends.gymnasium import GymnasiumBackend
 from fino.data.buffer import ReplayBuffer
 from tests.minari_fixtures import INVERTED_PENDULUM_ID, make_inverted_pendulum_dataset
+from tests.npz_fixtures import Touch, damage_member
 
 BACKEND = GymnasiumBackend()
 EPISODE_STEPS = 20
@@ -161,6 +162,26 @@ def test_corrupt_array_inside_the_archive_is_named(tmp_path: Path):
     path.write_bytes(bytes(raw))
     with pytest.raises(TaskError, match=rf"{path}: cannot read array"):
         BACKEND.load(_config(path))
+
+
+def test_a_damaged_compressed_member_is_named_when_its_array_is_read(tmp_path: Path):
+    path = _transitions_npz(tmp_path / "damaged.npz", _pendulum_episodes(1))
+    damage_member(path, "actions.npy")
+    with pytest.raises(TaskError, match=rf"^{path}: cannot read array 'actions' \(zlib\.error: .*"
+                                        "delete it and write or copy it again$"):
+        BACKEND.load(_config(path))
+
+
+def test_an_object_array_is_refused_without_running_its_code(tmp_path: Path):
+    marker = tmp_path / "code-ran"
+    path = _transitions_npz(tmp_path / "crafted.npz", _pendulum_episodes(1))
+    with np.load(path) as file:
+        arrays = {k: file[k] for k in file.files}
+    arrays["rewards"] = np.array([Touch(marker)] * len(arrays["rewards"]), dtype=object)
+    np.savez_compressed(path, **arrays)
+    with pytest.raises(TaskError, match=r"cannot read array 'rewards' .*allow_pickle=False"):
+        BACKEND.load(_config(path))
+    assert not marker.exists()
 
 
 def test_missing_rewards_and_masks_say_which_keys_are_needed(tmp_path: Path):

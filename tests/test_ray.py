@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -120,3 +122,41 @@ def test_unreachable_ray_cluster_is_a_clear_error(tmp_path):
     result = CliRunner().invoke(app, ["worker", "--backend", "ray", "--address",
                                       "127.0.0.1:1", "--db", str(tmp_path / "e.db")])
     assert result.exit_code == 1 and "Ray" in result.output, result.output
+
+
+_STAND_IN_RUN = """
+import signal, sys, time
+log = open(sys.argv[1], "a", buffering=1)
+def on_term(signum, frame):
+    log.write("SIGTERM\\n")
+    sys.exit(143)
+signal.signal(signal.SIGTERM, on_term)
+log.write("started\\n")
+while True:
+    time.sleep(0.1)
+"""
+_DRIVER = """
+import sys, time
+from pathlib import Path
+from fino.launch.ray_executor import RayExecutor
+run, log = sys.argv[1:]
+executor = RayExecutor(address="local", init_kwargs={"num_cpus": 1, "include_dashboard": False})
+executor.submit(1, [sys.executable, run, log], {}, Path(log).with_suffix(".out"))
+time.sleep(600)
+"""
+
+
+@pytest.mark.slow
+def test_a_killed_driver_of_a_local_ray_instance_gives_its_run_sigterm(tmp_path):
+    """Ray SIGKILLs a dying worker's children unless told not to; the run must checkpoint."""
+    run, log = tmp_path / "run.py", tmp_path / "run.log"
+    run.write_text(_STAND_IN_RUN)
+    driver = subprocess.Popen([sys.executable, "-c", _DRIVER, str(run), str(log)],
+                              start_new_session=True, cwd=Path(__file__).parents[1])
+    try:
+        wait_for(lambda: log.exists() and "started" in log.read_text(), 180, "the run to start")
+        driver.kill()
+        wait_for(lambda: "SIGTERM" in log.read_text(), 30, "the run's SIGTERM")
+    finally:
+        driver.kill()
+        driver.wait()

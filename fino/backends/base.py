@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import zipfile
+import zlib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import gymnasium
@@ -13,6 +16,10 @@ Dataset = dict[str, np.ndarray]
 """Offline transitions: observations, actions, rewards, terminals, masks, next_observations."""
 
 DATASET_KEYS = ("observations", "actions", "rewards", "terminals", "masks", "next_observations")
+
+NPZ_READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
+"""What numpy raises for a corrupt, truncated or crafted .npz: a damaged member fails only when
+its array is read (zlib.error, BadZipFile's CRC check); object arrays are refused (ValueError)."""
 
 
 class TaskError(ValueError):
@@ -38,10 +45,44 @@ class TaskConfig:
     def __post_init__(self) -> None:
         if not self.name:
             raise TaskError("task name is empty")
-        if self.task_id is not None and not 1 <= self.task_id <= 5:
-            raise TaskError(f"task_id={self.task_id}: OGBench singletask ids are 1..5")
+        if not isinstance(self.name, str):
+            raise TaskError(f"task name {self.name!r}: expected a task name or alias, e.g. "
+                            "cube-single")
+        for key in ("backend", "dataset_dir", "dataset"):
+            value = getattr(self, key)
+            if not (isinstance(value, str) or (value is None and key != "backend")):
+                raise TaskError(f"{key}={value!r}: expected a string")
+        task_id = self.task_id
+        if task_id is not None and (isinstance(task_id, bool) or not isinstance(task_id, int)
+                                    or not 1 <= task_id <= 5):
+            raise TaskError(f"task_id={task_id!r}: expected an integer 1..5 (the OGBench "
+                            "singletask id)")
         if self.success_timing not in ("pre", "post"):
             raise TaskError(f"success_timing={self.success_timing!r}: allowed 'pre' or 'post'")
+        _check_options(self.options)
+
+
+def _check_options(options: Any) -> None:
+    """Options are a table of named plain values, stored with the run's config as JSON (the
+    backend checks which names it takes)."""
+    if not isinstance(options, Mapping):
+        raise TaskError(f"options={options!r}: expected a table of backend options, e.g. "
+                        "{reward_scale = 1.0}")
+    for key, value in options.items():
+        if not isinstance(key, str) or not _plain(value):
+            raise TaskError(f"options.{key}={value!r}: expected a number, string, boolean, or a "
+                            "list or table of them")
+
+
+def _plain(value: Any) -> bool:
+    """A value JSON stores as it is (TOML's dates and times are not)."""
+    if isinstance(value, str | int | float | bool):
+        return True
+    if isinstance(value, list | tuple):
+        return all(_plain(v) for v in value)
+    if isinstance(value, Mapping):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    return False
 
 
 @dataclass(frozen=True)
@@ -115,3 +156,31 @@ def validate_dataset(dataset: Mapping[str, np.ndarray], source: str) -> Dataset:
         if not np.isfinite(out[k]).all():
             raise TaskError(f"{source}: {k} contains NaN or inf; the file is corrupt")
     return out
+
+
+def error_text(exc: BaseException) -> str:
+    """`Kind: message`, the kind qualified outside builtins (zlib.error, zipfile.BadZipFile)."""
+    kind = type(exc)
+    name = kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}"
+    return f"{name}: {exc}"
+
+
+def npz_problem(path: Path, keys: Sequence[str] = ()) -> str | None:
+    """Why `path` is not an .npz of plain arrays holding `keys`, or None; reads every array in
+    full, so it costs a load: call it to name the bad file once loading has failed."""
+    try:
+        file = np.load(path, allow_pickle=False)
+    except NPZ_READ_ERRORS as exc:
+        return f"not a readable .npz archive ({error_text(exc)})"
+    if not isinstance(file, np.lib.npyio.NpzFile):
+        return "holds a single array, not an .npz archive of named arrays"
+    with file:
+        missing = [k for k in keys if k not in file.files]
+        if missing:
+            return f"lacks {missing} (has {sorted(file.files)})"
+        for key in file.files:
+            try:
+                file[key]
+            except NPZ_READ_ERRORS as exc:
+                return f"cannot read array {key!r} ({error_text(exc)})"
+    return None

@@ -10,8 +10,6 @@ vectors that `spaces.flatten_one` makes of the env's observations; actions are i
 from __future__ import annotations
 
 import importlib
-import zipfile
-import zlib
 from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
@@ -21,12 +19,14 @@ import gymnasium
 import numpy as np
 
 from fino.backends.base import (
+    NPZ_READ_ERRORS,
     Dataset,
     DatasetMissingError,
     Task,
     TaskConfig,
     TaskError,
     TaskSpec,
+    error_text,
     validate_dataset,
 )
 from fino.backends.minari import (
@@ -73,11 +73,17 @@ def find_env_spec(env_id: str) -> gymnasium.envs.registration.EnvSpec:
                         "'module:EnvId')") from e
 
 
+# A user's own file: we cannot say how it was made, only that it must be made again.
+_REWRITE = "the file is corrupt or incomplete: delete it and write or copy it again"
+
+
 def _array(file: Any, key: str, path: Path) -> np.ndarray:
+    """One array read in full (a damaged compressed member fails only here)."""
     try:
         return np.asarray(file[key])
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
-        raise TaskError(f"{path}: cannot read array {key!r} ({e}); the file is corrupt") from e
+    except NPZ_READ_ERRORS as e:
+        raise TaskError(f"{path}: cannot read array {key!r} ({error_text(e)}); "
+                        f"{_REWRITE}") from e
 
 
 def load_npz_transitions(path: Path) -> Dataset:
@@ -86,8 +92,9 @@ def load_npz_transitions(path: Path) -> Dataset:
         raise DatasetMissingError(f"dataset file {path} does not exist")
     try:
         file = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise TaskError(f"{path}: not a readable .npz archive ({e})") from e
+    except NPZ_READ_ERRORS as e:
+        raise TaskError(f"{path}: not a readable .npz archive ({error_text(e)}); "
+                        f"{_REWRITE}") from e
     if not isinstance(file, np.lib.npyio.NpzFile):
         raise TaskError(f"{path}: holds a single array, not an .npz archive of named arrays")
     with file:

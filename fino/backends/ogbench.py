@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import warnings
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -13,11 +12,14 @@ from typing import Any
 import gymnasium
 
 from fino.backends.base import (
+    NPZ_READ_ERRORS,
     DatasetMissingError,
     Task,
     TaskConfig,
     TaskError,
     TaskSpec,
+    error_text,
+    npz_problem,
     validate_dataset,
 )
 
@@ -49,6 +51,8 @@ DEFAULT_TASK_ID = {"antsoccer-arena": 4, "cube-double": 2, "puzzle-4x4": 4}
 DATASET_TYPES = ("play", "noisy", "navigate", "stitch", "explore")
 # Environments whose datasets need the authors' trained experts (no scripted oracle ships).
 NOT_REGENERABLE = ("antmaze", "humanoidmaze", "antsoccer")
+# The arrays OGBench's loader reads from every dataset file.
+OGBENCH_KEYS = ("observations", "actions", "terminals")
 
 _NAME = re.compile(
     r"^(?P<env>[a-z0-9]+(?:-[a-z0-9]+)*?)-(?P<dtype>" + "|".join(DATASET_TYPES) + r")"
@@ -124,11 +128,8 @@ class OGBenchBackend:
         try:
             train_env, train, val = ogbench.make_env_and_datasets(
                 name, dataset_path=str(train_path), **env_kwargs)
-        except (zipfile.BadZipFile, EOFError, KeyError, ValueError, OSError) as exc:
-            raise TaskError(
-                f"could not read {train_path} or {val_path} ({type(exc).__name__}: {exc}); the "
-                f"file is corrupt or incomplete: delete it and {fetch_hint(dataset_name)}"
-            ) from exc
+        except (KeyError, IndexError, *NPZ_READ_ERRORS) as exc:
+            raise _load_error(exc, dataset_name, (train_path, val_path)) from exc
         train_data = validate_dataset(train, str(train_path))
         val_data = validate_dataset(val, str(val_path))
         obs_dim = train_data["observations"].shape[1]
@@ -151,6 +152,17 @@ class OGBenchBackend:
 
         return Task(spec=spec, train_dataset=train_data, val_dataset=val_data,
                     make_env=make_env, make_eval_env=make_env, score_episode=_success_score)
+
+
+def _load_error(exc: BaseException, dataset_name: str, paths: tuple[Path, Path]) -> TaskError:
+    """Name the file that cannot be read (OGBench's loader does not say which of the two)."""
+    for path in paths:
+        problem = npz_problem(path, OGBENCH_KEYS)
+        if problem is not None:
+            return TaskError(f"{path}: {problem}; the file is corrupt or incomplete: delete it; "
+                             + fetch_hint(dataset_name))
+    return TaskError(f"could not load OGBench dataset {dataset_name} from {paths[0]} "
+                     f"({error_text(exc)})")
 
 
 def _success_score(_return: float, final_info: Mapping[str, Any]) -> float:

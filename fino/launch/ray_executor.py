@@ -5,6 +5,13 @@ heartbeats flow exactly as with the local executor: the run writes to the store 
 FINO_DB_URL (PostgreSQL for several hosts) and the worker process that submitted it heartbeats
 it. Run folders (checkpoints, logs) must be on a path every node can reach (a shared file
 system); object-store URLs are not supported.
+
+If the driver (the `fino worker` that submitted the run) dies, what the run gets depends on
+where Ray runs. With a local instance (`--address local`) the run gets SIGTERM and checkpoints.
+On a cluster (`ray start`), Ray ends the job's task workers and SIGKILLs their children within a
+second, so the run stops without checkpointing: the steps since its last checkpoint (at most
+`train.save_interval`) are lost. Either way another worker reaps the run as `lost` when its
+heartbeat expires, and its retry resumes from the last checkpoint.
 """
 
 from __future__ import annotations
@@ -18,6 +25,10 @@ from typing import Any
 
 from fino.launch.executor import LOST
 from fino.launch.local import die_with_parent
+
+# A Ray worker that exits SIGKILLs its children by default; off for the run's task so that a
+# local instance's run gets SIGTERM when the driver dies (on a cluster Ray still SIGKILLs it).
+RUNTIME_ENV = {"env_vars": {"RAY_kill_child_processes_on_worker_exit": "false"}}
 
 
 def _run_on_node(args: list[str], env: dict[str, str], log_path: str, grace: float) -> int:
@@ -86,8 +97,8 @@ class RayExecutor:
             except (ConnectionError, RuntimeError) as exc:
                 raise ValueError(f"cannot reach a Ray cluster at {address!r}: {exc}") from exc
         self.grace = grace
-        self._remote = ray.remote(num_cpus=cpus_per_run, num_gpus=gpus_per_run,
-                                  max_retries=0)(_run_on_node)
+        self._remote = ray.remote(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=0,
+                                  runtime_env=RUNTIME_ENV)(_run_on_node)
 
     def submit(self, run_id: int, command: list[str], env: dict[str, str],
                log_path: Path) -> Any:

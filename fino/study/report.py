@@ -325,16 +325,19 @@ def _where_and_how_long(runs: list[Run], machines: dict[int, str],
 
 
 def _dataset_rows(task: str, dataset_dir: str | None) -> str:
+    from fino.backends.base import NPZ_READ_ERRORS, error_text
     from fino.backends.ogbench import dataset_files, parse_name
 
     try:
         env, dtype, _ = parse_name(task)
         train, _ = dataset_files(f"{env}-{dtype}-v0", dataset_dir)
-        with np.load(train) as data:
+        if not train.exists():
+            return "dataset not found on this machine"
+        with np.load(train, allow_pickle=False) as data:
             rows, episodes = len(data["terminals"]), int(data["terminals"].sum())
         return f"{rows - episodes:,} transitions ({episodes} episodes) in {train.name}"
-    except (OSError, ValueError, KeyError):
-        return "dataset not found on this machine"
+    except (KeyError, *NPZ_READ_ERRORS) as exc:
+        return f"dataset unreadable on this machine ({error_text(exc)})"
 
 
 def plot_task(task: str, cells: dict[tuple[str, str], Cell], plan: Plan, out: Path,
