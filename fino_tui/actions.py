@@ -5,7 +5,6 @@ files (export, PNG plot), run as child processes so that the dashboard never blo
 from __future__ import annotations
 
 import os
-import re
 import shlex
 import shutil
 import subprocess
@@ -16,12 +15,13 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 
+from fino.algo.config import MAX_INT
 from fino.store import queue
 from fino.store.db import Store
 from fino.store.models import Event, Run
+from fino.store.text import TagError, check_tag
 from fino.train.config import RunConfig
 
-TAG = re.compile(r"^[\w.:@/-]+$")  # tags are stored comma-separated: no commas, no spaces
 CLI_TIMEOUT_S = 600
 
 
@@ -63,8 +63,10 @@ def parse_tag_changes(spec: str) -> tuple[set[str], set[str]]:
     add, drop = set(), set()
     for word in spec.replace(",", " ").split():
         name = word.lstrip("+-")
-        if not TAG.match(name):
-            raise ActionError(f"tag {name!r}: use letters, digits and . _ - : @ /")
+        try:
+            check_tag(name)
+        except TagError as exc:
+            raise ActionError(str(exc)) from None
         (drop if word.startswith("-") else add).add(name)
     if not add and not drop:
         raise ActionError("no tags given: write +tag to add, -tag to remove")
@@ -162,9 +164,15 @@ def queue_runs(store: Store, request: QueueRequest, runs_dir: Path = Path("runs"
     configs = build_configs(request)
     try:
         priority = int(request.priority or 0)
+        if abs(priority) > MAX_INT:
+            raise ValueError
     except ValueError:
-        raise FormError("priority", f"priority {request.priority!r}: a whole number") from None
-    add, _ = parse_tag_changes(request.tags) if request.tags.strip() else (set(), set())
+        raise FormError("priority", f"priority {request.priority!r}: a whole number, at most "
+                                    f"{MAX_INT} either way") from None
+    try:
+        add, _ = parse_tag_changes(request.tags) if request.tags.strip() else (set(), set())
+    except ActionError as exc:
+        raise FormError("tags", str(exc)) from None
     return queue.add_runs(store, configs, runs_dir=runs_dir, priority=priority, tags=add)
 
 

@@ -18,7 +18,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
-from fino.store.db import Store, StoreError, masked, resolve_url
+from fino.store.db import Store, StoreError, masked
 from fino.tune import DEFAULT_STORAGE
 from fino_tui.local_worker import LocalWorker
 from fino_tui.screens.dialogs import ChoiceScreen
@@ -127,18 +127,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def open_store(db: str | None) -> Store:
     """The store; a SQLite file that does not exist is an error, not a new empty database."""
-    from sqlalchemy.engine import make_url
-
-    url = resolve_url(db)
-    try:
-        database = make_url(url).get_backend_name() == "sqlite" and make_url(url).database
-    except Exception:
-        return Store(url)  # its error says what is wrong with the URL, without the password
-    if (database and database != ":memory:"
-            and not database.startswith("file:") and not Path(database).exists()):
-        raise StoreError(f"no database at {database}: queue runs with `fino queue add`, "
-                         "or pass --db")
-    return Store(url)
+    return Store(db, create=False)
 
 
 def main(argv: list[str] | None = None) -> None:

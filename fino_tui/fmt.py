@@ -8,6 +8,7 @@ from rich.text import Text
 
 from fino.cli.common import STATUS_STYLE
 from fino.cli.readout import fmt_duration
+from fino.store.text import printable
 from fino_tui.queries import Progress
 
 __all__ = ["fmt_duration", "number", "progress", "status"]
@@ -23,7 +24,7 @@ def status(name: str, cancel_requested: bool = False) -> Text:
     """The status in its colour; a running run asked to cancel reads 'stopping'."""
     if name == "running" and cancel_requested:
         return Text("stopping", style="bold magenta")
-    return Text(name, style=STATUS_STYLE.get(name, ""))
+    return Text(printable(name), style=STATUS_STYLE.get(name, ""))
 
 
 def progress(value: Progress, run_status: str) -> str:

@@ -14,6 +14,8 @@ from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.worker import get_current_worker
 
+from fino.store.text import printable
+
 if TYPE_CHECKING:
     from fino_tui.app import FinoApp
 
@@ -44,7 +46,7 @@ class PollFailed(Message):
 
 def reason_of(error: Exception) -> str:
     """The driver's message on one line (SQLAlchemy's adds the statement)."""
-    return " ".join(str(getattr(error, "orig", None) or error).split())[:200]
+    return printable(" ".join(str(getattr(error, "orig", None) or error).split())[:200])
 
 
 class PollingScreen(Screen[None], Generic[T]):
@@ -73,7 +75,7 @@ class PollingScreen(Screen[None], Generic[T]):
         """Called when reading starts or stops failing; the default notifies once."""
         if reason:
             self.notify(f"database not readable: {reason}; showing the last data read",
-                        severity="warning", timeout=6)
+                        severity="warning", timeout=6, markup=False)
 
     def wake(self) -> None:
         """Read now rather than at the next interval (the user changed what is shown)."""

@@ -19,6 +19,12 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 }
 
 
+# The largest integer setting: the store keeps steps and seeds as 32-bit integers (PostgreSQL's
+# INTEGER), and no real width, batch or step count comes near it.
+MAX_INT = 2**31 - 1
+HIDDEN_DIMS_EXAMPLE = "[512, 512, 512, 512]"
+
+
 class ConfigError(ValueError):
     """A configuration value outside its allowed range; the message names the field."""
 
@@ -63,13 +69,11 @@ class AgentConfig:
 
     def __post_init__(self) -> None:
         for name, choices in _CHOICES.items():
-            if getattr(self, name) not in choices:
-                raise ConfigError(f"{name}={getattr(self, name)!r}: must be one of {choices}")
+            value = getattr(self, name)
+            if not isinstance(value, str) or value not in choices:
+                raise ConfigError(f"agent.{name}={value!r}: must be one of {choices}")
         for name in ("actor_hidden_dims", "value_hidden_dims"):
-            dims = tuple(getattr(self, name))
-            if not dims or any(not isinstance(h, int) or h < 1 for h in dims):
-                raise ConfigError(f"{name}={dims!r}: must be a non-empty list of integers >= 1")
-            object.__setattr__(self, name, dims)
+            object.__setattr__(self, name, _hidden_dims(name, getattr(self, name)))
         _check(self, "lr", 0.0, None, open_low=True)
         _check(self, "batch_size", 1, None, integer=True)
         _check(self, "discount", 0.0, 1.0)
@@ -85,13 +89,16 @@ class AgentConfig:
         _check(self, "action_noise_std", 0.0, None)
         if self.num_candidates is not None:
             _check(self, "num_candidates", 1, None, integer=True)
+        for name in ("actor_layer_norm", "value_layer_norm", "normalize_q_loss"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"agent.{name}={getattr(self, name)!r}: must be true or false")
         if self.gmm_components > self.entropy_samples:
             raise ConfigError(
-                f"gmm_components={self.gmm_components}: must be <= entropy_samples="
+                f"agent.gmm_components={self.gmm_components}: must be <= entropy_samples="
                 f"{self.entropy_samples}"
             )
-        if self.entropy_target is not None and not math.isfinite(self.entropy_target):
-            raise ConfigError(f"entropy_target={self.entropy_target!r}: must be a finite number")
+        if self.entropy_target is not None:
+            _check(self, "entropy_target", None, None)
 
     def resolved(self, action_dim: int) -> AgentConfig:
         """This config with the action-dimension defaults (K, H̄) filled in."""
@@ -120,6 +127,23 @@ class AgentConfig:
         return cls(**data)
 
 
+def _finite(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond any float
+        return False
+
+
+def _hidden_dims(name: str, value: Any) -> tuple[int, ...]:
+    """Layer widths as a tuple; a ConfigError naming the setting and an example otherwise."""
+    if (not isinstance(value, list | tuple) or not value
+            or any(isinstance(h, bool) or not isinstance(h, int) or not 1 <= h <= MAX_INT
+                   for h in value)):
+        raise ConfigError(f"agent.{name}: expected a list of positive integers like "
+                          f"{HIDDEN_DIMS_EXAMPLE}, got {value!r}")
+    return tuple(value)
+
+
 def replace_fields(config: AgentConfig, **changes: Any) -> AgentConfig:
     """`dataclasses.replace` that re-runs validation (it does, via __post_init__)."""
     return AgentConfig(**{**asdict(config), **changes})
@@ -136,13 +160,15 @@ def _check(
 ) -> None:
     value = getattr(config, name)
     kind = int if integer else int | float
-    if isinstance(value, bool) or not isinstance(value, kind) or not math.isfinite(value):
+    if integer and high is None:
+        high = MAX_INT
+    if isinstance(value, bool) or not isinstance(value, kind) or not _finite(value):
         what = "integer" if integer else "number"
-        raise ConfigError(f"{name}={value!r}: must be a finite {what}")
+        raise ConfigError(f"agent.{name}={value!r}: must be a finite {what}")
     too_low = low is not None and (value <= low if open_low else value < low)
     too_high = high is not None and value > high
     if too_low or too_high:
         lo = "-inf" if low is None else f"{low}"
         hi = "inf" if high is None else f"{high}"
         bracket = "(" if open_low else "["
-        raise ConfigError(f"{name}={value!r}: must be in {bracket}{lo}, {hi}]")
+        raise ConfigError(f"agent.{name}={value!r}: must be in {bracket}{lo}, {hi}]")

@@ -1,16 +1,23 @@
-"""Helpers shared by CLI commands: one-line errors, the store, id lists."""
+"""Helpers shared by CLI commands: one-line errors, the store, id lists, stored text shown
+literally."""
 
 from __future__ import annotations
 
 import sys
-from typing import NoReturn
+from collections.abc import Iterable
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
+from typer.core import TyperGroup
+
+from fino.store.text import TagError, check_tags, printable
 
 err_console = Console(stderr=True)
 DEBUG = False  # set by `fino --debug`
+OPENED_URL: str | None = None  # the database the command opened, named in database errors
 STATUS_STYLE = {"queued": "cyan", "running": "bold yellow", "done": "green", "failed": "red",
                 "cancelled": "magenta", "lost": "bold red", "pruned": "dim"}
 
@@ -19,18 +26,74 @@ def fail(message: str, code: int = 1) -> NoReturn:
     """A one-line red error and a non-zero exit; the traceback only with `fino --debug`."""
     if DEBUG and sys.exc_info()[0] is not None:
         err_console.print_exception()
-    err_console.print(f"[red]error:[/] {escape(message)}", highlight=False)
+    err_console.print(f"[red]error:[/] {escape(printable(message, multiline=True))}",
+                      highlight=False, emoji=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
-def open_store(db: str | None):
-    """The store, or a one-line error naming the (masked) URL."""
+def open_store(db: str | None, *, create: bool = True):
+    """The store, or a one-line error naming the (masked) URL. `create=False`: a SQLite file
+    that does not exist is that error (commands that read or change existing runs)."""
+    global OPENED_URL
     from fino.store.db import Store, StoreError
 
     try:
-        return Store(db)
+        store = Store(db, create=create)
     except StoreError as exc:
         fail(str(exc))
+    OPENED_URL = store.url
+    return store
+
+
+def database_failure(exc: Exception) -> str:
+    """A database error as one actionable line: the driver's reason (never the statement or
+    its parameters, never a password) and what to check."""
+    from fino.store.db import describe_error, masked, resolve_url
+
+    url = OPENED_URL or resolve_url(None)
+    reason = describe_error(exc, url)
+    where = masked(url)
+    lowered = reason.lower()
+    if "readonly" in lowered or "read-only" in lowered or "read only" in lowered:
+        return (f"cannot write to the database {where}: {reason} (check the permissions of "
+                "the file and of its folder)")
+    if "locked" in lowered or "busy" in lowered:
+        return (f"the database {where} is busy: {reason} (another process holds it; try "
+                "again)")
+    if "disk" in lowered and ("full" in lowered or "i/o" in lowered):
+        return f"cannot write to the database {where}: {reason} (check the disk)"
+    return f"database error on {where}: {reason}"
+
+
+class FinoGroup(TyperGroup):
+    """The `fino` command group: a database error in any command is one red line."""
+
+    def invoke(self, ctx: Any) -> Any:
+        from sqlalchemy.exc import DBAPIError
+
+        try:
+            return super().invoke(ctx)
+        except DBAPIError as exc:
+            fail(database_failure(exc))
+
+
+def parse_tags(tags: Iterable[str] | None) -> list[str]:
+    """`--tag` values checked as the dashboard checks them; a one-line error naming a bad one."""
+    try:
+        return check_tags(tags or [])
+    except TagError as exc:
+        fail(str(exc))
+
+
+def plain(value: object, default: str = "-", *, multiline: bool = False) -> Text:
+    """Stored text as rich shows it literally: no markup, no emoji codes, no escape sequences."""
+    text = "" if value is None else str(value)
+    return Text(printable(text or default, multiline=multiline))
+
+
+def shown(value: object) -> str:
+    """Stored text for a rich markup string: control characters visible, markup escaped."""
+    return escape(printable("" if value is None else value))
 
 
 def parse_ids(specs: list[str]) -> list[int]:
@@ -55,4 +118,4 @@ def parse_ids(specs: list[str]) -> list[int]:
 
 
 def styled_status(status: str) -> str:
-    return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"
+    return f"[{STATUS_STYLE.get(status, 'white')}]{shown(status)}[/]"

@@ -25,7 +25,7 @@ from fino.cli.tune import tune_app  # noqa: E402
 from fino.cli.worker import worker  # noqa: E402
 
 app = typer.Typer(help="FINO Lab: run, watch and tune FINO (and FQL).", no_args_is_help=True,
-                  pretty_exceptions_show_locals=False)
+                  pretty_exceptions_show_locals=False, cls=common.FinoGroup)
 
 
 @app.callback()
@@ -33,6 +33,7 @@ def main(debug: Annotated[bool, typer.Option(
         "--debug", help="Show the traceback behind an error message.")] = False) -> None:
     """FINO Lab: run, watch and tune FINO (and FQL)."""
     common.DEBUG = debug
+    common.OPENED_URL = None
 
 
 app.command()(bench)

@@ -9,10 +9,9 @@ from typing import TYPE_CHECKING, Annotated
 import numpy as np
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from fino.analysis.curves import align, band
-from fino.cli.common import fail
+from fino.cli.common import fail, plain
 from fino.cli.options import DbOption, RunIdsArg
 from fino.cli.readout import check_key, read_store, train_setting, user_errors
 
@@ -105,7 +104,7 @@ def plot(
         fig.savefig(out, dpi=110)
     plt.close(fig)
     for note in notes:
-        Console(stderr=True).print(f"[yellow]{escape(note)}", highlight=False)
+        Console(stderr=True).print(plain(note), style="yellow", highlight=False)
     typer.echo(str(out))
 
 

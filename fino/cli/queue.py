@@ -9,7 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from fino.cli.common import fail, open_store, parse_ids, styled_status
+from fino.algo.config import MAX_INT
+from fino.cli.common import fail, open_store, parse_ids, parse_tags, plain, shown, styled_status
 from fino.cli.options import DbOption
 
 queue_app = typer.Typer(help="The run queue: add, list, show, cancel, retry, priority, rm, reap.",
@@ -25,6 +26,12 @@ def parse_seeds(spec: str) -> list[int]:
         return parse(spec)
     except ValueError as exc:
         fail(f"--{exc}")
+
+
+def check_priority(priority: int, option: str) -> None:
+    """Priorities are stored as 32-bit integers."""
+    if not -MAX_INT <= priority <= MAX_INT:
+        fail(f"{option} {priority}: must be in [{-MAX_INT}, {MAX_INT}]")
 
 
 @queue_app.command("add")
@@ -54,8 +61,10 @@ def add(
     from fino.store.queue import add_runs
     from fino.train.presets import build_run_config
 
-    if max_attempts < 1:
-        fail("--max-attempts must be >= 1")
+    if not 1 <= max_attempts <= MAX_INT:
+        fail(f"--max-attempts {max_attempts}: must be in [1, {MAX_INT}]")
+    check_priority(priority, "--priority")
+    tags = parse_tags(tag)
     try:
         configs = [build_run_config(
             TaskConfig(name=task, backend=backend, task_id=task_id, dataset_dir=dataset_dir,
@@ -65,10 +74,11 @@ def add(
     except (TaskError, ValueError) as exc:
         fail(str(exc))
     store = open_store(db)
-    ids = add_runs(store, configs, runs_dir=runs_dir, priority=priority, tags=tag or [],
+    ids = add_runs(store, configs, runs_dir=runs_dir, priority=priority, tags=tags,
                    max_attempts=max_attempts)
     console.print(f"queued {len(ids)} run(s): {', '.join(map(str, ids))} "
-                  f"({configs[0].algo} on {configs[0].task.name}, preset {configs[0].preset})")
+                  f"({configs[0].algo} on {shown(configs[0].task.name)}, preset "
+                  f"{shown(configs[0].preset)})")
     typer.echo(" ".join(map(str, ids)))
 
 
@@ -91,7 +101,7 @@ def list_(
     bad = [s for s in wanted if s not in STATUSES]
     if bad:
         fail(f"unknown status {bad}; known: {', '.join(STATUSES)}")
-    store = open_store(db)
+    store = open_store(db, create=False)
     with store.read() as session:
         rows = session.execute(select(Run).where(Run.status.in_(wanted))
                                .order_by(Run.priority.desc(), Run.id).limit(limit)).scalars()
@@ -100,8 +110,9 @@ def list_(
             table.add_column(column)
         for run in rows:
             worker = f"{run.worker_host}:{run.worker_pid}" if run.worker_host else ""
-            table.add_row(str(run.id), run.name, styled_status(run.status), str(run.priority),
-                          str(run.attempts), worker, run.tags)
+            table.add_row(str(run.id), plain(run.name), styled_status(run.status),
+                          str(run.priority), str(run.attempts), plain(worker, ""),
+                          plain(run.tags, ""))
     console.print(table)
 
 
@@ -118,7 +129,7 @@ def show(run_id: Annotated[int, typer.Argument(help="Run id.")], db: DbOption = 
 
 def _report(outcome: dict[int, str]) -> None:
     for run_id, what in outcome.items():
-        console.print(f"run {run_id}: {what}")
+        console.print(f"run {run_id}: {shown(what)}")
     if any(w.startswith(("unknown", "already", "is ")) for w in outcome.values()):
         raise typer.Exit(1)
 
@@ -133,7 +144,7 @@ def cancel(ids: Annotated[list[str], typer.Argument(help="Run ids (3, 3-7).")],
     """
     from fino.store.queue import request_cancel
 
-    _report(request_cancel(open_store(db), parse_ids(ids)))
+    _report(request_cancel(open_store(db, create=False), parse_ids(ids)))
 
 
 @queue_app.command("retry")
@@ -145,7 +156,7 @@ def retry(ids: Annotated[list[str], typer.Argument(help="Run ids.")],
     """
     from fino.store.queue import retry as retry_runs
 
-    _report(retry_runs(open_store(db), parse_ids(ids)))
+    _report(retry_runs(open_store(db, create=False), parse_ids(ids)))
 
 
 @queue_app.command("priority")
@@ -162,7 +173,8 @@ def priority(
     """
     from fino.store.queue import set_priority
 
-    _report(set_priority(open_store(db), parse_ids(ids), to))
+    check_priority(to, "--to")
+    _report(set_priority(open_store(db, create=False), parse_ids(ids), to))
 
 
 @queue_app.command("rm")
@@ -175,7 +187,7 @@ def rm(ids: Annotated[list[str], typer.Argument(help="Run ids.")],
     from fino.store.queue import QueueError, remove
 
     try:
-        removed = remove(open_store(db), parse_ids(ids))
+        removed = remove(open_store(db, create=False), parse_ids(ids))
     except QueueError as exc:
         fail(str(exc))
     console.print(f"removed {len(removed)} run(s): {', '.join(map(str, removed))}")
@@ -194,5 +206,6 @@ def reap(
     """
     from fino.store.queue import reap as reap_runs
 
-    lost = reap_runs(open_store(db), expiry_seconds=expiry, requeue=requeue)
+    lost = reap_runs(open_store(db, create=False), expiry_seconds=expiry,
+                     requeue=requeue)
     console.print(f"{len(lost)} run(s) lost" + (f": {', '.join(map(str, lost))}" if lost else ""))

@@ -11,12 +11,11 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
 
-from fino.cli.common import fail, open_store
+from fino.cli.common import database_failure, fail, open_store
 
 if TYPE_CHECKING:
     from fino.store.db import Store
@@ -26,21 +25,8 @@ if TYPE_CHECKING:
 def read_store(db: str | None) -> Store:
     """The store; a SQLite file that does not exist is an error here, not a new empty database
     (a typo in --db would otherwise show "no runs")."""
-    from sqlalchemy.engine import make_url
-
-    from fino.store.db import masked, resolve_url
-
-    url = resolve_url(db)
-    try:
-        parsed = make_url(url)
-    except Exception:
-        fail(f"cannot parse database URL {masked(url)}")
-    database = parsed.database
-    if (parsed.get_backend_name() == "sqlite" and database and database != ":memory:"
-            and not database.startswith("file:") and not Path(database).exists()):
-        fail(f"no database at {database}: queue runs with `fino queue add`, or pass --db")
     with user_errors():  # an unreachable server or a file that is not a database
-        return open_store(db)
+        return open_store(db, create=False)
 
 
 @contextmanager
@@ -63,8 +49,7 @@ def user_errors() -> Iterator[None]:
         fail(str(exc))
     except SQLAlchemyError as exc:
         # The driver's own message; SQLAlchemy's adds the statement and its parameters.
-        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        fail(f"database error: {reason}")
+        fail(database_failure(exc))
     except OSError as exc:
         fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
 

@@ -8,10 +8,10 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
-from fino.cli.common import fail
+from fino.cli.common import fail, plain
 from fino.cli.options import (
     AlgoOption,
     DbOption,
@@ -124,10 +124,10 @@ def _table(rows: list[dict[str, Any]], key: str, row_field: str, confidence: flo
                   show_lines=True)
     table.add_column(row_field)
     for method in methods:
-        table.add_column(escape(method), justify="right")
+        table.add_column(plain(method), justify="right")
     cells = {(r["row"], r["method"]): r for r in rows}
     for name in row_names:
-        line = [escape(str(name))]
+        line: list[str | Text] = [plain(name)]
         for method in methods:
             r = cells.get((name, method))
             if r is None:

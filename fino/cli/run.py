@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated
@@ -20,14 +22,16 @@ from fino.cli.common import fail
 from fino.store.db import StoreError
 from fino.train.checkpoint import CHECKPOINT_NAME, CheckpointError
 from fino.train.config import CONFIG_NAME, RunConfig
-from fino.train.errors import TrainingDiverged
+from fino.train.errors import RunDisowned, TrainingDiverged
 from fino.train.presets import build_run_config
 
 if TYPE_CHECKING:
-    from fino.train.trainer import RunSummary
+    from fino.store.lease import LeaseWatch
+    from fino.train.trainer import Fence, RunSummary
 
 console = Console(stderr=True)
 EXIT_INTERRUPTED = 130
+EXIT_DISOWNED = 75  # this attempt lost its run (reclaimed, cancelled, lease expired): no writes
 
 
 class RichProgress:
@@ -59,7 +63,7 @@ def default_run_dir(config: RunConfig) -> Path:
 
 
 def execute(config: RunConfig, run_dir: Path, *, resume: bool, quiet: bool,
-            sinks: list | None = None) -> RunSummary:
+            sinks: list | None = None, fence: Fence | None = None) -> RunSummary:
     """Run to the end (or until SIGINT/SIGTERM, which checkpoint and stop cleanly)."""
     from fino.train.trainer import Trainer
 
@@ -68,7 +72,8 @@ def execute(config: RunConfig, run_dir: Path, *, resume: bool, quiet: bool,
                                                  config.train.total_steps)
         if listener:
             listener.on_message("loading task")
-        trainer = Trainer(config, run_dir, progress=listener, resume=resume, sinks=sinks)
+        trainer = Trainer(config, run_dir, progress=listener, resume=resume, sinks=sinks,
+                          fence=fence)
 
         def stop(signum: int, _frame: FrameType | None) -> None:
             trainer.request_stop()
@@ -79,6 +84,21 @@ def execute(config: RunConfig, run_dir: Path, *, resume: bool, quiet: bool,
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
+
+
+@contextmanager
+def no_empty_folder(run_dir: Path) -> Iterator[None]:
+    """A run that fails before it writes anything (unknown dataset, no such device) leaves no
+    empty run folder, nor the empty parents it made; a folder holding anything stays."""
+    made = [run_dir, *run_dir.parents]
+    made = made[:next((i for i, p in enumerate(made) if p.exists()), len(made))]
+    try:
+        yield
+    except BaseException:
+        for folder in made:  # the run folder first, then its new parents
+            with suppress(OSError):  # not empty, or gone: leave it
+                folder.rmdir()
+        raise
 
 
 def summary_table(summary: RunSummary, config: RunConfig, run_dir: Path) -> Table:
@@ -140,9 +160,10 @@ def run(
 ) -> None:
     """Train offline then online on one task; exit code 0 only when the run completes."""
     sinks: list = []
+    lease: LeaseWatch | None = None
     try:
         if run_id is not None:
-            config, run_dir, is_resume, sinks = _from_store(run_id, db)
+            config, run_dir, is_resume, sinks, lease = _from_store(run_id, db)
         elif resume is not None:
             run_dir, is_resume = resume, True
             config_file = run_dir / CONFIG_NAME
@@ -166,7 +187,11 @@ def run(
         if not quiet:
             console.print(f"[bold]{config.algo}[/] on [bold]{config.task.name}[/] "
                           f"(preset {config.preset}, seed {config.seed}) -> {run_dir}")
-        summary = execute(config, run_dir, resume=is_resume, quiet=quiet, sinks=sinks)
+        with no_empty_folder(run_dir):
+            summary = execute(config, run_dir, resume=is_resume, quiet=quiet, sinks=sinks,
+                              fence=lease)
+    except RunDisowned as exc:
+        fail(f"stopped without writing: {exc}", code=EXIT_DISOWNED)
     except (ConfigError, TaskError, CheckpointError, TrainingDiverged, ValueError,
             StoreError) as exc:
         fail(str(exc))
@@ -184,18 +209,27 @@ def run(
         raise typer.Exit(EXIT_INTERRUPTED)
 
 
-def _from_store(run_id: int, db: str | None) -> tuple[RunConfig, Path, bool, list]:
-    """A queued run's config and folder; it resumes when its folder holds a checkpoint."""
+def _from_store(run_id: int, db: str | None
+                ) -> tuple[RunConfig, Path, bool, list, LeaseWatch | None]:
+    """A queued run's config and folder; it resumes when its folder holds a checkpoint. Started
+    by a worker, the attempt's lease fences every write (watched in the background)."""
     from fino.store.db import Store
+    from fino.store.lease import Lease, LeaseWatch
     from fino.store.queue import QueueError, get_run
     from fino.store.sink import DatabaseSink
 
-    store = Store(db)
+    store = Store(db, create=False)
     try:
         run = get_run(store, run_id)
     except QueueError as exc:
         raise ConfigError(str(exc)) from None
+    lease = Lease.from_env(run_id)
+    watch = None
+    if lease is not None:
+        watch = LeaseWatch(store, lease)
+        watch.confirm()  # a stale attempt stops before it reads or writes the folder
+        watch.start()
     config = RunConfig.from_dict(run.config)
     run_dir = Path(run.run_dir or f"runs/{run_id:06d}")
     resume = (run_dir / CHECKPOINT_NAME).exists()
-    return config, run_dir, resume, [DatabaseSink(store, run_id)]
+    return config, run_dir, resume, [DatabaseSink(store, run_id, lease=watch)], watch

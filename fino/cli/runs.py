@@ -8,11 +8,11 @@ from typing import Annotated, Any
 import typer
 from rich import box
 from rich.console import Console, Group
-from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 
-from fino.cli.common import styled_status
+from fino.cli.common import plain, styled_status
 from fino.cli.options import (
     AlgoOption,
     DbOption,
@@ -101,8 +101,9 @@ def list_(
             table.add_column(name, justify=justify, overflow="ellipsis")  # type: ignore[arg-type]
     for run in runs:
         values = latest.get(run.id, {})
-        cells = {"id": str(run.id), "name": escape(run.name), "task": escape(run.task),
-                 "algo": run.algo, "seed": str(run.seed), "status": styled_status(run.status),
+        cells = {"id": str(run.id), "name": plain(run.name), "task": plain(run.task),
+                 "algo": plain(run.algo), "seed": str(run.seed),
+                 "status": styled_status(run.status),
                  "progress": _progress(run, values),
                  "score": fmt_num(_value(values, "eval/score")),
                  "entropy": fmt_num(_value(values, "policy/entropy"), 2),
@@ -156,21 +157,22 @@ def show(
     info.add_column()
     worker = f"{run.worker_host}:{run.worker_pid}" if run.worker_host else "-"
     for label, value in (
-        ("status", styled_status(run.status)), ("task", escape(f"{run.task} ({run.backend})")),
-        ("algo / seed", f"{run.algo} / {run.seed}"), ("preset", escape(str(run.preset or "-"))),
-        ("tags", escape(run.tags or "-")),
-        ("study / trial", escape(f"{run.study} / {run.trial}") if run.study else "-"),
+        ("status", styled_status(run.status)), ("task", plain(f"{run.task} ({run.backend})")),
+        ("algo / seed", plain(f"{run.algo} / {run.seed}")), ("preset", plain(run.preset)),
+        ("tags", plain(run.tags)),
+        ("study / trial", plain(f"{run.study} / {run.trial}") if run.study else "-"),
         ("priority", str(run.priority)), ("attempts", f"{run.attempts} of {run.max_attempts}"),
-        ("worker", escape(worker)), ("created", fmt_time(run.created_at)),
+        ("worker", plain(worker)), ("created", fmt_time(run.created_at)),
         ("started", fmt_time(run.started_at)), ("finished", fmt_time(run.finished_at)),
         ("elapsed", fmt_duration(elapsed(run))), ("heartbeat", fmt_time(run.heartbeat_at)),
         ("exit code", "-" if run.exit_code is None else str(run.exit_code)),
         ("scores", f"offline {fmt_num(scores.offline)} -> final {fmt_num(scores.final)} "
                    f"(best {fmt_num(scores.best)}, eval/score)"),
-        ("run folder", escape(run.run_dir or "-")), ("notes", escape(run.notes or "-")),
+        ("run folder", plain(run.run_dir)), ("notes", plain(run.notes, multiline=True)),
     ):
         info.add_row(label, value)
-    console.print(Panel(info, title=f"run {run.id}: {escape(run.name)}", title_align="left"))
+    console.print(Panel(info, title=Text(f"run {run.id}: ") + plain(run.name),
+                        title_align="left"))
 
     flat = flatten(run.config or {})
     settings = Table(title="settings", show_header=False, title_justify="left")
@@ -178,25 +180,26 @@ def show(
     settings.add_column()
     for key in KEY_SETTINGS:
         if key in flat:
-            settings.add_row(key, escape(str(flat[key])))
+            settings.add_row(key, plain(flat[key]))
     history = Table(title="status history", title_justify="left")
     for column in ("time", "event", "status", "message"):
         history.add_column(column)
     for event in events:
         change = (f"{event.old_status or '∅'} -> {styled_status(event.new_status)}"
                   if event.new_status else "")
-        history.add_row(fmt_time(event.time), event.kind, change, escape(event.message))
+        history.add_row(fmt_time(event.time), plain(event.kind), change,
+                        plain(event.message, "", multiline=True))
     metrics = Table(title="latest metrics", title_justify="left")
     for column, justify in (("key", "left"), ("step", "right"), ("value", "right")):
         metrics.add_column(column, justify=justify)  # type: ignore[arg-type]
     for key in sorted(latest):
         step, value = latest[key]
-        metrics.add_row(key, f"{step:,}", "-" if value is None else f"{value:.5g}")
+        metrics.add_row(plain(key), f"{step:,}", "-" if value is None else f"{value:.5g}")
     console.print(Group(settings, history))
     console.print(metrics if latest else "[dim]no metrics yet[/]")
     if run.error:
-        console.print(Panel(escape(run.error), title="error", border_style="red",
-                            title_align="left"))
+        console.print(Panel(plain(run.error, multiline=True), title="error",
+                            border_style="red", title_align="left"))
     if full:
         console.print_json(json.dumps(run.config))
 
@@ -255,7 +258,7 @@ def compare(
                             ("final", "right"), ("best", "right"), ("at step", "right")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for row in per_run:
-        table.add_row(str(row["id"]), escape(row["name"]), escape(row["group"]),
+        table.add_row(str(row["id"]), plain(row["name"]), plain(row["group"]),
                       str(row["seed"]), styled_status(row["status"]), fmt_num(row["offline"]),
                       fmt_num(row["final"]), fmt_num(row["best"]), fmt_step(row["final_step"]))
     console.print(table)
@@ -265,7 +268,7 @@ def compare(
                                 ("offline", "right"), ("final", "right"), ("best", "right")):
             summary.add_column(column, justify=justify)  # type: ignore[arg-type]
         for row in per_group:
-            summary.add_row(escape(row["group"]), ",".join(map(str, row["seeds"])),
+            summary.add_row(plain(row["group"]), ",".join(map(str, row["seeds"])),
                             str(row["final"]["n"]),
                             *(fmt_ci(*row[w].values()) for w in ("offline", "final", "best")))
         console.print(summary)

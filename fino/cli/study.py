@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from fino.cli.common import fail, open_store
 from fino.cli.options import DbOption
+
+if TYPE_CHECKING:
+    from fino.study.plan import Plan
 
 study_app = typer.Typer(help="The reproduction study: queue its runs, report the results.",
                         no_args_is_help=True)
@@ -50,6 +53,7 @@ def run(
         configs = select_part(plan, plan.configs(budget), task or [], method or [])
     except (PlanError, ValueError) as exc:
         fail(str(exc))
+    _check_tags(plan, budget, [m for _, m, _ in configs])
     store = open_store(db)
     existing = study_runs(store, plan, budget)
     todo = [(m, c) for _, m, c in configs if (c.task.name, m, c.seed) not in existing]
@@ -67,6 +71,20 @@ def run(
         Worker(store, LocalExecutor(), jobs=workers, until_empty=True, only=mine,
                log=console.log).run()
         console.print(f"done; `fino study report {plan_file} --budget {budget}` writes the report")
+
+
+def _check_tags(plan: Plan, budget: str, methods: list[str]) -> None:
+    """The study's runs are tagged study:NAME, budget:BUDGET and method:METHOD: each must be a
+    valid tag."""
+    from fino.store.text import TagError, check_tags
+    from fino.study.report import study_tags
+
+    try:
+        for method in dict.fromkeys(methods):
+            check_tags(study_tags(plan, budget, method))
+    except TagError as exc:
+        fail(f"{plan.path}: {exc} (the study's runs are tagged with its name, budget and "
+             "method)")
 
 
 @study_app.command("report")
@@ -90,7 +108,7 @@ def report(
         plan = load_plan(plan_file)
     except PlanError as exc:
         fail(str(exc))
-    store = open_store(db)
+    store = open_store(db, create=False)
     if not study_runs(store, plan, budget):
         fail(f"no runs of study {plan.name} (budget {budget}) in {store}; run "
              f"`fino study run {plan_file} --budget {budget}` first")
@@ -122,7 +140,7 @@ def export(
         fail(str(exc))
     path = out or Path("benchmarks/results") / f"{plan.name}-{budget}" / "runs.jsonl.gz"
     path.parent.mkdir(parents=True, exist_ok=True)
-    count = export_study(open_store(db), plan, budget, path)
+    count = export_study(open_store(db, create=False), plan, budget, path)
     console.print(f"{count} done runs of study {plan.name} ({budget}) written to {path}")
 
 

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from fino.cli.common import fail, open_store
+from fino.cli.common import fail, open_store, plain, shown
 from fino.cli.options import DbOption
 from fino.cli.queue import parse_seeds
 from fino.tune import DEFAULT_STORAGE
@@ -31,14 +31,32 @@ OptunaStorageOption = Annotated[str, typer.Option(
 def _progress_table(study: str, trials: int, progress) -> Table:
     from fino.tune.summary import format_value
 
-    table = Table(title=f"study {study}", show_header=False)
+    table = Table(title=f"study {shown(study)}", show_header=False)
     table.add_row("trials", f"{progress.complete} complete, {progress.pruned} pruned, "
                   f"{progress.running} running, {progress.failed} failed (of {trials})")
     best = "-" if progress.best_value is None else (
         f"{progress.best_value:.2f} (trial {progress.best_trial}: "
         + ", ".join(f"{k}={format_value(v)}" for k, v in progress.best_params.items()) + ")")
-    table.add_row("best so far", best)
+    table.add_row("best so far", plain(best))
     return table
+
+
+def storage_label(storage: str) -> str:
+    """Optuna's storage for messages: an RDB URL with its password hidden, or the file path."""
+    from fino.store.db import masked
+
+    return masked(storage) if "://" in storage else storage
+
+
+def _check_study_name(name: str) -> None:
+    """The study's runs are tagged study:NAME: the name must make a valid tag."""
+    from fino.store.text import TAG_CHARS, TagError, check_tag
+
+    try:
+        check_tag(f"study:{name}")
+    except TagError:
+        fail(f"study name {name!r}: use {TAG_CHARS} (its runs are tagged study:NAME); "
+             "pass --study NAME")
 
 
 @tune_app.callback()
@@ -105,6 +123,7 @@ def tune(
         params = load_space(space) if space else default_space(
             base.agent.alpha if tune_alpha else None, tune_schedule)
         name = study or f"{base.task.name.replace('/', '_')}-{preset or 'paper'}"
+        _check_study_name(name)
         spec = StudySpec(name=name, task=task_config, space=params, trials=trials,
                          seeds=parse_seeds(seeds), preset=preset, parallel=parallel,
                          overrides=set_ or [], runs_dir=runs_dir)
@@ -115,9 +134,10 @@ def tune(
             pruner=make_pruner(pruner, base.train.offline_steps), poll_interval=poll)
     except (TaskError, SpaceError, TuneError, ValueError) as exc:
         fail(str(exc))
-    console.print(f"study [bold]{name}[/]: {trials} trials x {len(spec.seeds)} seed(s) on "
-                  f"{base.task.name}, tuning {', '.join(p.name for p in params)}; Optuna "
-                  f"storage {optuna_storage}, runs in {store}")
+    console.print(f"study [bold]{shown(name)}[/]: {trials} trials x {len(spec.seeds)} seed(s) "
+                  f"on {shown(base.task.name)}, tuning "
+                  f"{shown(', '.join(p.name for p in params))}; Optuna storage "
+                  f"{shown(storage_label(optuna_storage))}, runs in {shown(store)}")
     children = [subprocess.Popen([sys.executable, "-m", "fino.cli.main", "worker",
                                   "--jobs", "1"], env={**os.environ, "FINO_DB_URL": store.url},
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -162,32 +182,34 @@ def show(
     names = study_names(storage)
     if study is None:
         if len(names) != 1:
-            fail(f"name a study with --study; in {optuna_storage}: {', '.join(names) or 'none'}")
+            fail(f"name a study with --study; in {storage_label(optuna_storage)}: "
+             f"{', '.join(names) or 'none'}")
         study = names[0]
     if study not in names:
-        fail(f"no study {study!r} in {optuna_storage}; there are: {', '.join(names) or 'none'}")
+        fail(f"no study {study!r} in {storage_label(optuna_storage)}; there are: "
+             f"{', '.join(names) or 'none'}")
     loaded = optuna.load_study(study_name=study, storage=storage)
     shot = summarise(loaded)
-    table = Table(title=f"study {study}: {len(shot.trials)} trials")
+    table = Table(title=f"study {shown(study)}: {len(shot.trials)} trials")
     for column in ("trial", "state", "value", "params", "runs"):
         table.add_column(column)
     for t in shot.trials:
-        table.add_row(str(t.number), t.state, "-" if t.value is None else f"{t.value:.2f}",
-                      ", ".join(f"{k}={format_value(v)}" for k, v in t.params.items()),
+        table.add_row(str(t.number), plain(t.state), "-" if t.value is None else f"{t.value:.2f}",
+                      plain(", ".join(f"{k}={format_value(v)}" for k, v in t.params.items())),
                       ",".join(map(str, t.run_ids)))
     Console().print(table)
     best = shot.best
     if best is None:
         console.print("no complete trial yet")
         return
-    Console().print(f"best: trial {best.number}, value {best.value:.2f}, " + ", ".join(
-        f"{k}={format_value(v)}" for k, v in best.params.items()))
+    Console().print(plain(f"best: trial {best.number}, value {best.value:.2f}, " + ", ".join(
+        f"{k}={format_value(v)}" for k, v in best.params.items())))
     complete = [t for t in shot.trials if t.state == "complete"]
     if len(complete) >= 2:
         try:
             importances = optuna.importance.get_param_importances(loaded)
-            Console().print("importances: " + ", ".join(
-                f"{k} {v:.2f}" for k, v in importances.items()))
+            Console().print(plain("importances: " + ", ".join(
+                f"{k} {v:.2f}" for k, v in importances.items())))
         except (RuntimeError, ValueError) as exc:
             console.print(f"importances unavailable: {exc}")
     if out is not None:
@@ -225,6 +247,6 @@ def export(
         best = loaded.best_trial
     except (KeyError, ValueError) as exc:
         fail(f"study {study!r}: {exc}")
-    store = open_store(db)
+    store = open_store(db, create=False)
     path = write_preset(store, loaded, best, preset_out)
     Console().print(f"wrote {path} (trial {best.number}, value {best.value:.2f})")

@@ -8,6 +8,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote, quote_plus
 
 from sqlalchemy import URL, Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -20,6 +21,10 @@ DEFAULT_URL = "sqlite:///experiments.db"
 ENV_VAR = "FINO_DB_URL"
 BUSY_TIMEOUT_MS = 30_000
 CONNECT_TIMEOUT_S = 5  # an unreachable server fails in seconds, not after the OS's TCP timeout
+# Query parameters whose values are hidden in messages (?password=..., ?sslpassword=...,
+# ?token=..., ?api_key=...): drivers take credentials there as well as in the userinfo.
+SECRET_PARAM = re.compile(r"pass|pwd|secret|token|api_?key|access_?key|private_?key|credential"
+                          r"|auth", re.IGNORECASE)
 
 
 class StoreError(RuntimeError):
@@ -35,11 +40,28 @@ def resolve_url(url: str | None = None) -> str:
 
 
 def masked(url: str) -> str:
-    """The URL with its password hidden, for messages."""
+    """The URL with its password and its secret-like query parameters hidden, for messages."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
+        base = parsed.set(query={}).render_as_string(hide_password=True)
     except Exception:
         return "<unparseable database URL>"
+    pairs = [f"{quote_plus(key)}={'***' if SECRET_PARAM.search(key) else quote_plus(value)}"
+             for key, values in parsed.query.items()
+             for value in ((values,) if isinstance(values, str) else values)]
+    return base + ("?" + "&".join(pairs) if pairs else "")
+
+
+def secrets_of(parsed: URL) -> list[str]:
+    """The password and the values of secret-like query parameters, as they may appear in a
+    driver's message (plain and URL-quoted), longest first."""
+    found = [str(parsed.password)] if parsed.password else []
+    for key, values in parsed.query.items():
+        if SECRET_PARAM.search(key):
+            found += [values] if isinstance(values, str) else list(values)
+    variants = {form for secret in found if secret
+                for form in (secret, quote(secret, safe=""), quote_plus(secret))}
+    return sorted(variants, key=len, reverse=True)
 
 
 def make_engine(url: str, *, pool_size: int = 5, begin: str = "IMMEDIATE") -> Engine:
@@ -78,14 +100,15 @@ def make_engine(url: str, *, pool_size: int = 5, begin: str = "IMMEDIATE") -> En
 class Store:
     """A database of runs: engine plus session factories for writes and reads."""
 
-    def __init__(self, url: str | None = None) -> None:
+    def __init__(self, url: str | None = None, *, create: bool = True) -> None:
         """Open the database and bring its schema to head (see fino.store.schema); StoreError,
-        with nothing written, where it cannot be used."""
+        with nothing written, where it cannot be used. `create=False` (commands that only read
+        or change existing runs): a SQLite file that does not exist is an error, not created."""
         self.url = resolve_url(url)
         label = masked(self.url)
         parsed = _parse(self.url)
         if parsed.get_backend_name() == "sqlite":
-            _check_sqlite_file(parsed, label)
+            _check_sqlite_file(parsed, label, create)
         try:
             self.engine = make_engine(self.url)
         except NoSuchModuleError:
@@ -142,13 +165,16 @@ def _parse(url: str) -> URL:
                          "or dialect+driver://user:password@host:port/database") from None
 
 
-def _check_sqlite_file(parsed: URL, label: str) -> None:
+def _check_sqlite_file(parsed: URL, label: str, create: bool) -> None:
     """Refuse a SQLite path before sqlite3 sees it: sqlite3 would create a missing file, and its
     own errors ("unable to open database file") do not say what is wrong."""
     database = parsed.database
     if not database or database == ":memory:" or parsed.query.get("uri") == "true":
         return
     path = Path(database)
+    if not create and not path.exists():
+        raise StoreError(f"no database at {path}: queue a run first (fino queue add ...) or "
+                         "pass --db")
     problem = None
     if path.is_dir():
         problem = f"{path} is a directory, not a SQLite file"
@@ -185,8 +211,18 @@ def _sqlite_probe(path: Path) -> str | None:
 
 
 def _reason(error: Exception, parsed: URL) -> str:
-    """The driver's own message on one line, with the password scrubbed should a driver echo it."""
+    """The driver's own message on one line (never SQLAlchemy's statement and parameters), with
+    the password and secret query values scrubbed should a driver echo them."""
     reason = " ".join(str(getattr(error, "orig", None) or error).split())
-    if parsed.password:
-        reason = reason.replace(str(parsed.password), "***")
+    for secret in secrets_of(parsed):
+        reason = reason.replace(secret, "***")
     return reason
+
+
+def describe_error(error: Exception, url: str) -> str:
+    """`_reason` for a store's URL: the driver's message on one line, without secrets."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return " ".join(str(getattr(error, "orig", None) or error).split())
+    return _reason(error, parsed)

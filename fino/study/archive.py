@@ -14,6 +14,7 @@ from fino.provenance import MACHINE_MARK
 from fino.store.db import Store
 from fino.store.models import Event, Metric, Run
 from fino.store.queries import series_many
+from fino.store.text import TagError, check_tags
 from fino.study.plan import Plan
 from fino.study.report import run_machines, study_runs
 
@@ -65,7 +66,10 @@ def import_study(store: Store, path: Path) -> tuple[int, int]:
         missing = [k for k in (*FIELDS, "metrics") if k not in record]
         if missing:
             raise ArchiveError(f"{path}:{number}: not a study run (lacks {missing})")
-        tags = set(filter(None, record["tags"].split(",")))
+        try:
+            tags = set(check_tags(filter(None, str(record["tags"]).split(","))))
+        except TagError as exc:
+            raise ArchiveError(f"{path}:{number}: {exc}") from None
         with store.write() as session:
             same = session.query(Run).filter(Run.task == record["task"],
                                              Run.seed == record["seed"],

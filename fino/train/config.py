@@ -6,12 +6,13 @@ import dataclasses
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
-from fino.algo.config import AgentConfig, ConfigError
+from fino.algo.config import MAX_INT, AgentConfig, ConfigError
 from fino.backends.base import TaskConfig, TaskError
 
 CONFIG_NAME = "config.json"  # the resolved config, saved in each run folder
 Algo = Literal["fino", "fql"]
 ALGOS = ("fino", "fql")
+RANGE = f"an integer in [{{low}}, {MAX_INT}]"  # integer settings: at most 32 bits (the store's)
 
 
 @dataclass(frozen=True)
@@ -42,21 +43,28 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for name in ("offline_steps", "online_steps"):
-            _check(name, getattr(self, name), lambda v: isinstance(v, int) and v >= 0, ">= 0")
+            _check(name, getattr(self, name), lambda v: _int_in(v, 0), RANGE.format(low=0))
         for name in ("eval_interval", "eval_episodes", "log_interval", "save_interval",
                      "eval_envs"):
-            _check(name, getattr(self, name), lambda v: isinstance(v, int) and v >= 1, ">= 1")
+            _check(name, getattr(self, name), lambda v: _int_in(v, 1), RANGE.format(low=1))
         for name in ("entropy_interval", "buffer_size", "threads"):
             value = getattr(self, name)
-            _check(name, value, lambda v: v is None or (isinstance(v, int) and v >= 1),
-                   ">= 1 or unset")
+            _check(name, value, lambda v: v is None or _int_in(v, 1),
+                   RANGE.format(low=1) + " or unset")
+        if self.total_steps > MAX_INT:
+            raise ConfigError(f"train.offline_steps + train.online_steps = {self.total_steps}: "
+                              f"must be <= {MAX_INT} (steps are stored as 32-bit integers)")
         _check("precision", self.precision, lambda v: v in ("fp32", "bf16"), "'fp32' or 'bf16'")
         _check("matmul", self.matmul, lambda v: v in ("auto", "ieee", "onednn"),
                "'auto', 'ieee' or 'onednn'")
         _check("matmul_precision", self.matmul_precision, lambda v: v in ("fp32", "tf32"),
                "'fp32' or 'tf32'")
-        if not isinstance(self.cuda_graphs, bool):
-            raise ConfigError(f"train.cuda_graphs={self.cuda_graphs!r}: must be true or false")
+        for name in ("cuda_graphs", "compile", "balanced"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"train.{name}={getattr(self, name)!r}: must be true or false")
+        if not isinstance(self.device, str) or not self.device:
+            raise ConfigError(f"train.device={self.device!r}: must be a device name such as "
+                              "'cpu' or 'cuda'")
         if self.matmul_precision == "tf32" and self.device.startswith("cpu"):
             raise ConfigError("train.matmul_precision='tf32' has no effect on a CPU (TF32 is a "
                               "CUDA tensor-core format): use 'fp32', or train.device='cuda'")
@@ -68,6 +76,10 @@ class TrainConfig:
     @property
     def resolved_entropy_interval(self) -> int:
         return self.entropy_interval or self.eval_interval
+
+
+def _int_in(value: Any, low: int) -> bool:
+    return isinstance(value, int) and low <= value <= MAX_INT
 
 
 def _check(name: str, value: Any, ok: Any, allowed: str) -> None:
@@ -89,8 +101,9 @@ class RunConfig:
     def __post_init__(self) -> None:
         if self.algo not in ALGOS:
             raise ConfigError(f"algo={self.algo!r}: must be one of {ALGOS}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"seed={self.seed!r}: must be an integer >= 0")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or \
+                not 0 <= self.seed <= MAX_INT:
+            raise ConfigError(f"seed={self.seed!r}: must be an integer in [0, {MAX_INT}]")
         if self.algo == "fql" and not self.agent.is_fql:
             object.__setattr__(self, "agent", replace(self.agent, noise_scale=0.0,
                                                       num_candidates=1))

@@ -10,17 +10,19 @@ file (`paper` = the file's base settings), a file in the presets folder, or a pa
 from __future__ import annotations
 
 import os
+import sys
 import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from fino.algo.config import AgentConfig, ConfigError
+from fino.algo.config import MAX_INT, AgentConfig, ConfigError
 from fino.backends.base import TaskConfig
-from fino.backends.registry import canonical_task_name
+from fino.backends.registry import canonical_task_name, resolve_backend
 from fino.train.config import RunConfig, TrainConfig, build_section
 
 BASE_PROFILE = "paper"
+MAX_SEEDS = 1000  # seeds queued by one command: a typo (0-99999) must not queue a flood
 _SECTIONS = ("task", "agent", "train")
 _FILE_KEYS = {"source", "description", "tasks", "profiles", "overrides", *_SECTIONS}
 _PROFILE_KEYS = {"source", "description", *_SECTIONS}
@@ -75,9 +77,14 @@ class Preset:
 def load_preset(path: Path) -> Preset:
     """Parse and validate a preset file; every error names the file and the key."""
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError as exc:
         raise PresetError(f"preset file {path} does not exist") from exc
+    except OSError as exc:
+        raise PresetError(f"cannot read preset file {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise PresetError(f"{path}: not UTF-8 text (byte {exc.start} is "
+                          f"{exc.object[exc.start]:#04x}); a preset is a UTF-8 TOML file") from exc
     except tomllib.TOMLDecodeError as exc:
         raise PresetError(f"{path}: not valid TOML: {exc}") from exc
     _keys(data, _FILE_KEYS, str(path))
@@ -217,26 +224,48 @@ def build_run_config(
     data = {"task": task_values, "agent": merged["agent"], "train": merged["train"],
             "algo": algo, "seed": seed, "preset": label, **sets["run"]}
     try:
-        return RunConfig.from_dict(data)
+        config = RunConfig.from_dict(data)
     except (ConfigError, TypeError) as exc:
         raise PresetError(f"{label}: {exc}") from exc
+    check_task_options(config.task)
+    return config
+
+
+def check_task_options(task: TaskConfig) -> None:
+    """The task's options against what its backend takes, before anything is queued (the
+    backend itself checks them only when the run loads the task). The minari and gymnasium
+    backends list their options in a module-level OPTIONS; ogbench passes them to the env as
+    keyword arguments, which only building the env checks."""
+    if not task.options:
+        return
+    backend = resolve_backend(task)
+    allowed = getattr(sys.modules.get(type(backend).__module__), "OPTIONS", None)
+    if allowed is not None:
+        from fino.backends.minari import check_options
+
+        check_options(task.options, tuple(allowed), backend.name)
 
 
 def parse_seeds(spec: str) -> list[int]:
-    """Seeds from `0-4`, `0,2,5` or `3` (in order, without repeats); ValueError otherwise."""
+    """Seeds from `0-4`, `0,2,5` or `3` (in order, without repeats, at most MAX_SEEDS);
+    ValueError otherwise."""
     seeds: list[int] = []
     try:
         for part in spec.split(","):
             if "-" in part.strip():
                 lo, hi = (int(x) for x in part.split("-", 1))
-                if hi < lo or lo < 0:
+                if hi < lo or lo < 0 or hi > MAX_INT or hi - lo >= MAX_SEEDS:
                     raise ValueError
                 seeds += range(lo, hi + 1)
             else:
                 seed = int(part)
-                if seed < 0:
+                if not 0 <= seed <= MAX_INT:
                     raise ValueError
                 seeds.append(seed)
     except ValueError:
-        raise ValueError(f"seeds {spec!r}: use N, N-M or N,M,... with N >= 0") from None
-    return list(dict.fromkeys(seeds))
+        raise ValueError(f"seeds {spec!r}: use N, N-M or N,M,... with 0 <= N <= {MAX_INT} and "
+                         f"at most {MAX_SEEDS} seeds") from None
+    seeds = list(dict.fromkeys(seeds))
+    if len(seeds) > MAX_SEEDS:
+        raise ValueError(f"seeds {spec!r}: {len(seeds)} seeds; at most {MAX_SEEDS} at once")
+    return seeds

@@ -15,7 +15,9 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Footer, Header, Log, Static, TabbedContent, TabPane
 
 from fino.analysis.groups import flatten
+from fino.cli.common import plain
 from fino.cli.readout import elapsed, fmt_time
+from fino.store.text import printable
 from fino_tui import fmt
 from fino_tui.polling import PollingScreen
 from fino_tui.queries import RunDetail, read_detail
@@ -84,10 +86,10 @@ class RunDetailScreen(RunActions, PollingScreen[RunDetail | None]):
         notice.display = False
         self.detail = detail
         run = detail.run
-        self.sub_title = f"run {run.id}: {run.name}"
+        self.sub_title = printable(f"run {run.id}: {run.name}")
         self.query_one("#summary", Static).update(self._summary(detail))
         error = self.query_one("#error-text", Static)
-        error.update(Text(run.error or "", style="red"))
+        error.update(Text(printable(run.error or "", multiline=True), style="red"))
         error.display = bool(run.error)
         self._fill("events", [(fmt_time(e.time), e.kind,
                                f"{e.old_status or '∅'} → {e.new_status}" if e.new_status else "",
@@ -109,16 +111,17 @@ class RunDetailScreen(RunActions, PollingScreen[RunDetail | None]):
         if run.exit_code is not None:
             status.append(f" (exit code {run.exit_code})")
         pairs = [
-            ("run", Text(f"{run.id}: {run.name}", style="bold")), ("status", status),
-            ("task", f"{run.task} ({run.backend})"), ("algo, seed", f"{run.algo}, {run.seed}"),
-            ("preset", run.preset or "-"), ("tags", run.tags or "-"),
+            ("run", Text(printable(f"{run.id}: {run.name}"), style="bold")),
+            ("status", status), ("task", plain(f"{run.task} ({run.backend})")),
+            ("algo, seed", plain(f"{run.algo}, {run.seed}")), ("preset", plain(run.preset)),
+            ("tags", plain(run.tags)),
             ("started", fmt_time(run.started_at)), ("finished", fmt_time(run.finished_at)),
             ("elapsed", fmt.fmt_duration(elapsed(run, self.app.clock()))),
             ("step, score", f"{'-' if step is None else f'{step:,}'}, {fmt.number(score)}"),
-            ("attempts", f"{run.attempts} of {run.max_attempts}"), ("worker", worker),
+            ("attempts", f"{run.attempts} of {run.max_attempts}"), ("worker", plain(worker)),
         ]
         if run.study:
-            pairs.append(("study", f"{run.study}, trial {run.trial}"))
+            pairs.append(("study", plain(f"{run.study}, trial {run.trial}")))
         width = self.size.width
         columns = 3 if width >= 150 else (2 if width >= 70 else 1)
         grid = Table.grid(padding=(0, 1), expand=True)
@@ -130,7 +133,7 @@ class RunDetailScreen(RunActions, PollingScreen[RunDetail | None]):
             for label, value in pairs[start:start + columns]:
                 cells += [label, value]
             grid.add_row(*cells)
-        folder = Text.assemble(("folder ", "bold"), run.run_dir or "-")
+        folder = Text.assemble(("folder ", "bold"), plain(run.run_dir))
         return Group(grid, folder)
 
     def _fill(self, table_id: str, rows: Sequence[tuple[str, ...]]) -> None:
@@ -140,7 +143,7 @@ class RunDetailScreen(RunActions, PollingScreen[RunDetail | None]):
         table = self.query_one(f"#{table_id}", DataTable)
         row = table.cursor_row
         table.clear()
-        table.add_rows(rows)
+        table.add_rows([[plain(cell, "") for cell in row] for row in rows])
         if rows:
             table.move_cursor(row=min(row, len(rows) - 1), animate=False)
 
@@ -150,7 +153,7 @@ class RunDetailScreen(RunActions, PollingScreen[RunDetail | None]):
         self._shown[log_id] = text
         log = self.query_one(f"#{log_id}", Log)
         log.clear()
-        log.write(text)
+        log.write(printable(text, multiline=True))
 
     def commands(self) -> list[SystemCommand]:
         return [SystemCommand(title, help_text, getattr(self, f"action_{action}"))

@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import ClassVar
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, OptionList, Static
 from textual.widgets.option_list import Option
+
+from fino.store.text import printable
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -63,7 +66,7 @@ class PromptScreen(ModalScreen[str | None]):
             if self.check:
                 self.check(event.value)
         except ValueError as exc:
-            self.query_one(".error", Static).update(str(exc))
+            self.query_one(".error", Static).update(Text(printable(str(exc))))
             return
         self.dismiss(event.value)
 
@@ -93,7 +96,7 @@ class ChoiceScreen(ModalScreen[str | None]):
 
     def _options(self, text: str) -> list[Option]:
         words = text.lower().split()
-        return [Option(label, id=choice) for choice, label in self.choices
+        return [Option(Text(printable(label)), id=choice) for choice, label in self.choices
                 if all(w in label.lower() for w in words)]
 
     def on_input_changed(self, event: Input.Changed) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
+from rich.text import Text
 from sqlalchemy.exc import SQLAlchemyError
 from textual import work
 from textual.app import ComposeResult
@@ -13,6 +14,7 @@ from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
+from fino.store.text import printable
 from fino_tui.actions import FormError, QueueRequest, queue_runs
 from fino_tui.polling import reason_of
 
@@ -97,7 +99,7 @@ class QueueFormScreen(ModalScreen[list[int] | None]):
             self.app.call_from_thread(self.dismiss, ids)
 
     def _reject(self, field: str, message: str) -> None:
-        self.query_one("#error", Static).update(message)
+        self.query_one("#error", Static).update(Text(printable(message)))
         if field and (found := self.query(f"#{field}")):
             found.first().add_class("-invalid")
             found.first().focus()

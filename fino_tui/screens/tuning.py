@@ -13,6 +13,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import DataTable, Footer, Header, Static
 
+from fino.store.text import printable
 from fino.tune.summary import (
     StudySnapshot,
     format_value,
@@ -88,12 +89,12 @@ class TuningScreen(PollingScreen[TuningData]):
         plot = self.query_one("#tune-history", MetricPlot)
         if data.failed and self.shot is not None:  # keep the last data, say why it is old
             text = self._summary(self.shot)
-            text.append(f"\n⚠ not readable now: {data.problem}", style="bold red")
+            text.append(f"\n⚠ not readable now: {printable(data.problem)}", style="bold red")
             summary.update(text)
             return
         self.shot = data.shot
         if data.shot is None:
-            summary.update(Text(data.problem or "", style="italic"))
+            summary.update(Text(printable(data.problem or ""), style="italic"))
             table.clear(columns=True)
             plot.set_data("objective", [], note=data.problem or "")
             return
@@ -111,19 +112,20 @@ class TuningScreen(PollingScreen[TuningData]):
     def _summary(self, shot: StudySnapshot) -> Text:
         text = Text()
         position = self.names.index(shot.name) + 1 if shot.name in self.names else 0
-        text.append(f"study {shot.name}", style="bold")
+        text.append(f"study {printable(shot.name)}", style="bold")
         text.append(f" ({position}/{len(self.names)}; [ ] switch)", style="dim")
         settings = shot.settings
         if settings:
-            text.append(f" · {settings.get('task', '?')}, preset {settings.get('preset') or '-'}"
-                        f", seeds {settings.get('seeds', '?')}")
+            text.append(printable(f" · {settings.get('task', '?')}, preset "
+                                  f"{settings.get('preset') or '-'}, seeds "
+                                  f"{settings.get('seeds', '?')}"))
         text.append(" · " + ", ".join(f"{n} {state}" for state, n in shot.counts.items())
                     if shot.counts else " · no trials yet")
         best = shot.best
         if best is not None:
-            text.append(f" · best {best.value:.2f} (trial {best.number}: "
-                        + ", ".join(f"{k}={format_value(v)}" for k, v in best.params.items())
-                        + ")", style="bold green")
+            text.append(printable(f" · best {best.value:.2f} (trial {best.number}: " + ", ".join(
+                f"{k}={format_value(v)}" for k, v in best.params.items()) + ")"),
+                style="bold green")
         return text
 
     def _fill(self, table: DataTable, shot: StudySnapshot) -> None:
@@ -132,7 +134,7 @@ class TuningScreen(PollingScreen[TuningData]):
         if [str(c.label) for c in table.columns.values()] != columns:
             table.clear(columns=True)
             for column in columns:
-                table.add_column(column, key=column)
+                table.add_column(Text(printable(column)), key=column)
         cursor = table.cursor_row
         table.clear()
         best = shot.best
@@ -143,7 +145,8 @@ class TuningScreen(PollingScreen[TuningData]):
             table.add_row(
                 Text(str(t.number), style=style), Text(t.state, style=STATE_STYLE[t.state]),
                 Text("-" if t.value is None else f"{t.value:.2f}", style=style),
-                *(format_value(t.params[p]) if p in t.params else "-" for p in params),
+                *(Text(printable(format_value(t.params[p]))) if p in t.params else "-"
+                  for p in params),
                 report, ",".join(map(str, t.run_ids)) or "-", key=str(t.number))
         if table.row_count:
             table.move_cursor(row=min(cursor, table.row_count - 1))

@@ -18,6 +18,7 @@ from textual.widgets import Static
 from textual_plot import HiResMode, PlotWidget
 
 from fino.store.queries import downsample
+from fino.store.text import printable
 from fino_tui.curves import Curve
 
 # Matplotlib's tab10 on light backgrounds; the same hues lightened on dark ones.
@@ -125,14 +126,14 @@ class MetricPlot(Vertical):
         canvas.set_xlimits(*_padded(float(steps.min()), float(steps.max())))
 
     def _legend(self) -> Text:
-        text = Text(self.key or "-", style="bold")
+        text = Text(printable(self.key or "-"), style="bold")
         for curve in self.curves:
             text.append("  ")
             text.append("• " if curve.marks == "points" else "━ ",
                         style=color_of(curve, self.app.current_theme.dark))
-            text.append(curve.label + (" ±95% CI" if curve.lower is not None else ""))
+            text.append(printable(curve.label) + (" ±95% CI" if curve.lower is not None else ""))
         if self.note:
-            text.append(f"  {self.note}", style="italic")
+            text.append(f"  {printable(self.note)}", style="italic")
         elif not self.curves:
             text.append("  no data yet", style="italic")
         return text

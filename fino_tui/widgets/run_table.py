@@ -11,6 +11,7 @@ from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable
 
+from fino.store.text import printable
 from fino_tui import fmt
 from fino_tui.queries import RunRow
 
@@ -141,7 +142,7 @@ class RunTable(DataTable[str | Text]):
             return MARK if row.id in self.selected else ""
         value = spec.cell(row)
         width = self._name_width if key == "name" else spec.width
-        text = value if isinstance(value, Text) else Text(value)
+        text = value if isinstance(value, Text) else Text(printable(value))
         if spec.justify == "right":
             text.justify = "right"
         text.truncate(width, overflow="ellipsis")
