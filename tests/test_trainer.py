@@ -10,6 +10,7 @@ import zipfile
 from dataclasses import replace
 from pathlib import Path
 
+import gymnasium
 import numpy as np
 import pytest
 import torch
@@ -192,6 +193,55 @@ def test_resume_in_the_online_phase_keeps_counters_and_online_data(tmp_path, tas
     assert [e["step"] for e in summary.evaluations] == [0, 40, 80, 120]
     steps = [r["step"] for r in records(tmp_path) if "critic/loss" in r]
     assert steps == sorted(set(steps))
+
+
+def _comparable(run_dir: Path) -> list[dict]:
+    return [{k: v for k, v in r.items() if not k.startswith(("time", "eval/seconds"))}
+            for r in records(run_dir)]
+
+
+def test_resume_in_the_middle_of_an_online_episode_equals_an_uninterrupted_run(
+        tmp_path, task, dataset_dir):
+    """MuJoCo replays the episode in progress (same seed, same actions): the resumed run's
+    logs, online data and weights equal the uninterrupted run's."""
+    config = tiny_config(dataset_dir, save_interval=10)
+    straight = Trainer(config, tmp_path / "a", task=task)
+    straight.run()
+    stopper = StopAt(85)  # stops at the log step 90: 30 steps into the first online episode
+    first = Trainer(config, tmp_path / "b", task=task, sinks=[stopper])
+    stopper.trainer = first
+    first.run()
+    saved = load_checkpoint(tmp_path / "b" / "checkpoint.pt")["episode"]
+    assert saved is not None and saved["length"] == first.step - 60 == 30
+    resumed = Trainer(config, tmp_path / "b", task=task, resume=True)
+    resumed.run()
+    assert _comparable(tmp_path / "b") == _comparable(tmp_path / "a")
+    assert torch.equal(resumed.buffer.state_dict()["rows"]["observations"],
+                       straight.buffer.state_dict()["rows"]["observations"])
+    for p, q in zip(straight.agent.critic.parameters(), resumed.agent.critic.parameters(),
+                    strict=True):
+        assert torch.equal(p, q)
+
+
+class _Unseeded(gymnasium.Wrapper):
+    """An env whose dynamics draw from an unseeded source: its episodes cannot be replayed."""
+
+    def step(self, action):
+        noise = np.random.default_rng().normal(scale=0.1, size=np.shape(action))
+        return self.env.step(np.asarray(action) + noise.astype(np.float32))
+
+
+def test_an_env_that_cannot_replay_its_episode_starts_a_new_one(tmp_path, task, dataset_dir):
+    config = tiny_config(dataset_dir, save_interval=10)
+    noisy = replace(task, make_env=lambda: _Unseeded(task.make_env()))
+    stopper = StopAt(85)
+    first = Trainer(config, tmp_path, task=noisy, sinks=[stopper])
+    stopper.trainer = first
+    first.run()
+    resumed = Trainer(config, tmp_path, task=noisy, resume=True)
+    summary = resumed.run()
+    assert (summary.step, summary.env_steps) == (120, 60)
+    assert "did not replay the episode in progress" in (tmp_path / "events.log").read_text()
 
 
 def test_a_non_finite_loss_stops_with_the_step_and_the_loss(tmp_path, task, dataset_dir):

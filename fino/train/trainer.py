@@ -115,6 +115,8 @@ class Trainer:
         self._obs: np.ndarray | None = None
         self._ep_return = 0.0
         self._ep_length = 0
+        self._ep_actions: list[np.ndarray] = []  # this episode's actions, to replay on resume
+        self._pending_episode: dict[str, Any] | None = None  # from the checkpoint, not replayed
         self._eval_envs: list[Any] = []
         self._last_entropy: tuple[int, float] | None = None
         if resume:
@@ -233,10 +235,9 @@ class Trainer:
         if self._env is None:
             self._env = self.task.make_env()
         if self._obs is None:
-            seed = seed_for(self.config.seed, 0, self.episodes)
-            self._obs, _ = self._env.reset(seed=seed)
-            self._ep_return, self._ep_length = 0.0, 0
+            self._start_episode()
         action = self.agent.act(torch.as_tensor(self._obs, dtype=torch.float32)).cpu().numpy()
+        self._ep_actions.append(action)
         next_obs, reward, terminated, truncated, info = self._env.step(action)
         self.buffer.add(self._obs, action, self.task.training_reward(float(reward)), next_obs,
                         bool(terminated))
@@ -252,6 +253,45 @@ class Trainer:
                 "online/episode_length": float(self._ep_length),
                 "online/episode_score": score, **self._progress_metrics(offset=1)})
             self._obs = None
+
+    def _start_episode(self) -> None:
+        """Reset the env with this episode's seed; an episode the checkpoint left in progress
+        is replayed (same seed, same actions) and continues where it stopped."""
+        seed = seed_for(self.config.seed, 0, self.episodes)
+        self._obs, _ = self._env.reset(seed=seed)
+        self._ep_return, self._ep_length, self._ep_actions = 0.0, 0, []
+        pending, self._pending_episode = self._pending_episode, None
+        if pending is None:
+            return
+        if self._replay(pending):
+            return
+        self._obs, _ = self._env.reset(seed=seed)
+        self.sinks.event("resumed", "the environment did not replay the episode in progress "
+                         "exactly (it is not deterministic given its seed and actions); a new "
+                         "episode starts from the same seed")
+
+    def _replay(self, pending: dict[str, Any]) -> bool:
+        """Step the freshly reset env through the saved actions; whether it reached the saved
+        observation exactly (then the episode goes on as if never interrupted)."""
+        actions = pending["actions"].numpy()
+        obs = self._obs
+        for action in actions:
+            obs, _, terminated, truncated, _ = self._env.step(action)
+            if terminated or truncated:
+                return False
+        if not np.array_equal(np.asarray(obs), pending["obs"].numpy()):
+            return False
+        self._obs, self._ep_actions = obs, list(actions)
+        self._ep_return, self._ep_length = float(pending["return"]), int(pending["length"])
+        return True
+
+    def _episode_state(self) -> dict[str, Any] | None:
+        """The online episode in progress, as its actions so far (the env replays them)."""
+        if self._obs is None or not self._ep_actions:
+            return None
+        return {"actions": torch.as_tensor(np.stack(self._ep_actions)),
+                "obs": torch.as_tensor(np.asarray(self._obs)),
+                "return": self._ep_return, "length": self._ep_length}
 
     def _entropy_and_beta(self, update_beta: bool) -> dict[str, float]:
         if self._last_entropy is not None and self._last_entropy[0] == self.step:
@@ -312,14 +352,15 @@ class Trainer:
         return self.run_dir / CHECKPOINT_NAME
 
     def save(self) -> None:
-        """Agent, online part of the buffer, counters and evaluations, written atomically. An
-        online episode in progress is not saved: a resumed run starts a new one."""
+        """Agent, online part of the buffer, counters, evaluations and the online episode in
+        progress (its actions: a resumed run replays them), written atomically."""
         self._check_finite(None)  # never overwrite a good checkpoint with diverged weights
         self.sinks.flush()  # no checkpoint ahead of the stored metrics: a resume leaves no gap
         save_checkpoint(self.checkpoint_path, {
             "config": self.config.to_dict(), "step": self.step, "env_steps": self.env_steps,
             "episodes": self.episodes, "evaluations": self.evaluations,
-            "agent": self.agent.state_dict(), "buffer": self.buffer.state_dict()},
+            "agent": self.agent.state_dict(), "buffer": self.buffer.state_dict(),
+            "episode": self._episode_state()},
             before_replace=self.fence.confirm if self.fence is not None else None)
         self.sinks.event("checkpoint", f"step {self.step}")
 
@@ -333,3 +374,4 @@ class Trainer:
         self.step, self.env_steps = int(state["step"]), int(state["env_steps"])
         self.episodes = int(state["episodes"])
         self.evaluations = list(state["evaluations"])
+        self._pending_episode = state.get("episode")
