@@ -13,6 +13,11 @@ from fino.algo.packing import PackError
 from .conftest import SMALL, random_batch
 
 TOL = dict(rtol=1e-5, atol=1e-6)
+# Parameters after Adam steps: where a gradient sums to nearly zero, float32 rounding of the
+# sum (~1e-10 absolute, different for baddbmm and addmm) is not small beside Adam's eps (1e-8),
+# so an element may move by a few percent of a step (lr 3e-4) differently: measured 1.7e-5 in
+# 1 of 8,192 elements after 3 updates. A third of a step still catches any real difference.
+PARAM_TOL = dict(rtol=1e-5, atol=1e-4)
 FQL = dict(noise_scale=0.0, num_candidates=1)
 
 
@@ -31,7 +36,7 @@ def _rows(pack: AgentPack, net: str, i: int) -> list[torch.Tensor]:
 def _assert_member_equals_single(pack: AgentPack, i: int, single: FinoAgent) -> None:
     for net in ("bc_flow", "onestep", "critic", "target_critic"):
         for p, q in zip(_rows(pack, net, i), getattr(single, net).parameters(), strict=True):
-            torch.testing.assert_close(p, q, **TOL)
+            torch.testing.assert_close(p, q, **PARAM_TOL)
 
 
 @pytest.mark.parametrize("algo", [{}, FQL], ids=["fino", "fql"])
