@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -12,13 +13,18 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 from sqlalchemy import select
+from typer.testing import CliRunner
 
 from fino.backends.base import TaskConfig
+from fino.cli.main import app
+from fino.store import queue
 from fino.store.db import Store
 from fino.store.models import Metric, Run
+from fino.store.queue import claim_next
 from fino.tune.space import SpaceError, default_space, load_space, make_param
-from fino.tune.study import Orchestrator, StudySpec, open_storage
-from tests.queue_fixtures import pendulum_npz, start_worker, tiny_sets
+from fino.tune.study import NO_WORKER, Orchestrator, Parked, StudySpec, open_storage
+from fino.tune.summary import snapshot, study_run_status
+from tests.queue_fixtures import pendulum_npz, queue_pendulum, start_worker, tiny_sets
 
 SPACE = [make_param("noise_scale", {"type": "float", "low": 0.01, "high": 0.5, "log": True},
                     "test"),
@@ -179,3 +185,87 @@ def test_default_space_and_alpha_range():
     assert (alpha.low, alpha.high, alpha.log) == (100.0, 900.0, True)
     assert make_param("train.balanced", {"type": "categorical", "choices": [True, False]},
                       "t").path == "train.balanced"
+
+
+def _orchestrator(store: Store, dataset: Path, tmp_path: Path, **kw) -> Orchestrator:
+    trials, parallel = kw.pop("trials", 5), kw.pop("parallel", 1)
+    return Orchestrator(store, spec(dataset, tmp_path, trials, tiny_sets(), parallel=parallel),
+                        open_storage(str(tmp_path / "optuna.journal")),
+                        sampler=optuna.samplers.RandomSampler(seed=0),
+                        pruner=optuna.pruners.NopPruner(), **kw)
+
+
+def test_a_waiting_trial_is_queued_and_the_tuner_says_why(tmp_path, dataset):
+    store = Store(f"sqlite:///{tmp_path / 'experiments.db'}")
+    other = queue_pendulum(store, dataset, tmp_path / "runs", range(1))  # not the study's
+    assert _orchestrator(store, dataset, tmp_path, worker_patience=60.0).step().hint is None
+    orchestrator = _orchestrator(store, dataset, tmp_path, worker_patience=0.0)
+    progress = orchestrator.step()
+    assert (progress.queued, progress.running, progress.hint) == (1, 0, NO_WORKER)
+    assert claim_next(store, host="h", pid=1, among=other)  # a worker busy with other work
+    progress = orchestrator.step()
+    assert progress.hint is not None and progress.hint.startswith(
+        "1 trial run(s) wait in the queue while the workers run 1 run(s)")
+    [mine] = orchestrator.run_ids()
+    assert claim_next(store, host="h", pid=1, among=[mine])
+    progress = orchestrator.step()
+    assert (progress.queued, progress.running, progress.hint) == (0, 1, None)
+
+
+def test_parking_cancels_queued_runs_and_the_same_command_requeues_them(tmp_path, dataset):
+    store = Store(f"sqlite:///{tmp_path / 'experiments.db'}")
+    first = _orchestrator(store, dataset, tmp_path, parallel=2)
+    assert first.step().queued == 2
+    waiting, claimed = first.run_ids()
+    assert claim_next(store, host="h", pid=1, among=[claimed])
+    first.request_stop()
+    assert first.park() == Parked(cancelled=[waiting], running=[claimed])
+    assert claim_next(store, host="h", pid=2) is None  # a later worker starts nothing of it
+    run_status = study_run_status(store, "s")
+    assert run_status == {waiting: "cancelled", claimed: "running"}
+    shot = snapshot(open_storage(str(tmp_path / "optuna.journal")), "s", run_status)
+    assert [t.state for t in shot.trials] == ["parked", "running"]
+    second = _orchestrator(store, dataset, tmp_path, parallel=2)
+    progress = second.step()
+    assert study_run_status(store, "s") == {waiting: "queued", claimed: "running"}
+    assert (progress.queued, progress.running, progress.failed) == (1, 1, 0)
+    assert second.run_ids() == [waiting, claimed]  # the same trials, none asked anew
+
+
+def test_ctrl_c_in_fino_tune_cancels_its_queued_runs_and_says_how_to_continue(tmp_path,
+                                                                              dataset):
+    (tmp_path / "space.toml").write_text(
+        "[params.noise_scale]\ntype = 'float'\nlow = 0.01\nhigh = 0.5\nlog = true\n")
+    tune = subprocess.Popen(_tune_command(tmp_path, dataset, trials=3), cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(tune.stdout), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 120
+    while not any("no worker is serving the queue" in line for line in list(lines)):
+        assert tune.poll() is None and time.monotonic() < deadline, "".join(lines)
+        time.sleep(0.2)
+    tune.send_signal(signal.SIGINT)
+    assert tune.wait(timeout=60) == 130
+    reader.join(timeout=10)
+    said = " ".join("".join(lines).split())
+    assert "cancelled the queued run(s) 1 so that no worker starts them; the same command " \
+           "requeues them and continues study resume" in said
+    store = Store(f"sqlite:///{tmp_path / 'experiments.db'}")
+    assert study_run_status(store, "resume") == {1: "cancelled"}
+
+
+def test_workers_run_the_studys_trials_here_and_nothing_else(tmp_path, dataset, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    store = Store(f"sqlite:///{tmp_path / 'experiments.db'}")
+    [other] = queue_pendulum(store, dataset, tmp_path / "runs", range(1))
+    (tmp_path / "space.toml").write_text(
+        "[params.num_candidates]\ntype = 'int'\nlow = 1\nhigh = 4\n")
+    command = [*_tune_command(tmp_path, dataset, trials=2)[3:], "--workers", "1"]
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 0, result.output
+    assert set(study_run_status(store, "resume").values()) == {"done"}
+    assert queue.get_run(store, other).status == "queued"
+    study = optuna.load_study(study_name="resume",
+                              storage=open_storage(str(tmp_path / "optuna.journal")))
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2

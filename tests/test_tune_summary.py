@@ -7,8 +7,11 @@ import pytest
 from typer.testing import CliRunner
 
 from fino.cli.main import app
+from fino.store.db import Store
+from fino.store.queue import claim_next
 from fino.tune.study import open_storage
-from fino.tune.summary import snapshot, study_names
+from fino.tune.summary import snapshot, study_names, study_run_status, trial_state
+from tests.queue_fixtures import queue_pendulum
 from tests.tune_fixtures import make_study
 
 
@@ -52,3 +55,40 @@ def test_reading_a_missing_storage_is_an_error_and_creates_nothing(tmp_path):
     with pytest.raises(FileNotFoundError, match="fino tune --task"):
         open_readonly(str(tmp_path / "sub" / "optuna.journal"))
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("optuna_state", "runs", "parked", "expected"), [
+    ("running", ["queued", "queued"], False, "queued"),
+    ("running", ["queued", "running"], False, "running"),
+    ("running", ["done", "queued"], False, "queued"),
+    ("running", ["cancelled", "done"], True, "parked"),
+    ("running", ["cancelled", "done"], False, "cancelled"),
+    ("running", ["lost", "running"], False, "running"),
+    ("running", ["failed", "done"], False, "failed"),
+    ("running", ["done", "done"], False, "running"),
+    ("running", [], False, "running"),
+    ("complete", ["done"], False, "complete"),
+    ("pruned", ["pruned", "cancelled"], False, "pruned"),
+])
+def test_a_trial_in_flight_shows_where_its_runs_are(optuna_state, runs, parked, expected):
+    assert trial_state(optuna_state, runs, parked=parked) == expected
+
+
+def test_tune_show_with_the_store_shows_a_waiting_trial_as_queued(tmp_path):
+    journal = tmp_path / "optuna.journal"
+    make_study(journal)  # trial 3 is running in Optuna, with runs 7 and 8
+    store = Store(f"sqlite:///{tmp_path / 'experiments.db'}")
+    queue_pendulum(store, tmp_path / "p.npz", tmp_path / "runs", range(8), study="cube-tune")
+
+    def state_of_trial_3() -> str:
+        result = CliRunner().invoke(app, ["tune", "show", "--optuna-storage", str(journal),
+                                          "--db", str(tmp_path / "experiments.db")])
+        assert result.exit_code == 0, result.output
+        row = next(line for line in result.output.splitlines() if "7,8" in line)
+        return row.split("│")[2].strip()
+
+    assert state_of_trial_3() == "queued"
+    assert claim_next(store, host="h", pid=1, among=[8]) is not None
+    assert state_of_trial_3() == "running"
+    shot = snapshot(open_storage(str(journal)), "cube-tune", study_run_status(store, "cube-tune"))
+    assert shot.counts == {"complete": 2, "pruned": 1, "running": 1}

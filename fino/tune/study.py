@@ -4,7 +4,9 @@ queued runs (one per seed) that workers execute; results are told back when the 
 Optuna's storage lives apart from the experiments database (a journal file by default), as
 Optuna advises against many writers on SQLite. Restarting the same command continues the study:
 asked trials whose runs exist are followed again, trials asked without runs (a crash in between)
-and trials whose runs were lost are failed and their parameters asked again.
+and trials whose runs were lost are failed and their parameters asked again. Ctrl-C parks the
+queued runs of the trials in flight (cancelled, so that no worker starts them later); the same
+command requeues them.
 """
 
 from __future__ import annotations
@@ -13,22 +15,28 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.trial import TrialState
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from fino.backends.base import TaskConfig
 from fino.store import queue
 from fino.store.db import Store
-from fino.store.models import Run
+from fino.store.models import Run, utcnow
 from fino.store.queries import series_many
 from fino.train.presets import build_run_config
 from fino.tune.space import Param, overrides_for
+from fino.tune.summary import trial_state
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+WORKER_PATIENCE_S = 5.0  # a trial's run queued longer than this without a claim: say why
+HEARTBEAT_FRESH_S = 60.0  # a run heartbeating within this has a live worker (the expiry)
+NO_WORKER = ("no worker is serving the queue: start `fino worker` in another terminal, or "
+             "rerun with --workers N to run trials here")
 
 
 class TuneError(ValueError):
@@ -90,13 +98,30 @@ class StudySpec:
 
 @dataclass
 class Progress:
+    """Trials by state; those in flight by where their runs are (see summary.trial_state)."""
+
     complete: int = 0
     pruned: int = 0
     failed: int = 0
-    running: int = 0
+    running: int = 0  # in flight, a run claimed by a worker (or settling)
+    queued: int = 0  # in flight, its runs waiting for a worker
+    parked: int = 0  # in flight, its queued runs cancelled by Ctrl-C
     best_value: float | None = None
     best_params: dict[str, Any] = field(default_factory=dict)
     best_trial: int | None = None
+    hint: str | None = None  # why trials wait, once they have waited WORKER_PATIENCE_S
+
+    @property
+    def in_flight(self) -> int:
+        return self.running + self.queued + self.parked
+
+
+@dataclass(frozen=True)
+class Parked:
+    """What Ctrl-C did to the trials in flight."""
+
+    cancelled: list[int]  # queued runs, now cancelled (requeued when the study continues)
+    running: list[int]  # runs left to their workers (the study follows them when continued)
 
 
 class Orchestrator:
@@ -104,13 +129,16 @@ class Orchestrator:
 
     def __init__(self, store: Store, spec: StudySpec, storage: optuna.storages.BaseStorage, *,
                  sampler: optuna.samplers.BaseSampler, pruner: optuna.pruners.BasePruner,
-                 poll_interval: float = 2.0,
+                 poll_interval: float = 2.0, worker_patience: float = WORKER_PATIENCE_S,
                  on_update: Callable[[Progress], None] | None = None) -> None:
         if spec.trials < 1 or spec.parallel < 1 or not spec.seeds:
             raise TuneError("trials and parallel must be >= 1 and seeds non-empty")
         self.store, self.spec = store, spec
         self.poll_interval, self.on_update = poll_interval, on_update
+        self.worker_patience = worker_patience
         self._stop = False
+        self._unparked = False
+        self._queued_since: dict[int, float] = {}  # run id -> when first seen waiting
         self.study = optuna.create_study(study_name=spec.name, storage=storage,
                                          direction="maximize", sampler=sampler, pruner=pruner,
                                          load_if_exists=True)
@@ -129,22 +157,71 @@ class Orchestrator:
     # ---- the loop ----
 
     def run(self) -> Progress:
-        """Until `trials` trials are complete or pruned (failed ones are asked again)."""
+        """Until `trials` trials are complete or pruned (failed ones are asked again), or until
+        stopped (trials in flight stay RUNNING; the next run of the command follows them)."""
         while True:
-            self.reconcile()
-            progress = self.progress()
-            while not self._stop and progress.running < self.spec.parallel and \
-                    progress.complete + progress.pruned + progress.running < self.spec.trials:
-                self.ask()
-                progress = self.progress()
-            if self.on_update:
-                self.on_update(progress)
-            done = progress.complete + progress.pruned >= self.spec.trials
-            if (done and progress.running == 0) or (self._stop and progress.running == 0):
+            progress = self.step()
+            if self._stop or self.done(progress):
                 return progress
-            if self._stop:
-                return progress  # trials stay RUNNING; the next run of the command follows them
             time.sleep(self.poll_interval)
+
+    def step(self) -> Progress:
+        """One check: requeue what an earlier Ctrl-C parked (first time only), follow the
+        trials in flight, ask new ones while there is room."""
+        if not self._unparked:
+            self.unpark()
+            self._unparked = True
+        self.reconcile()
+        progress = self.progress()
+        while not self._stop and progress.in_flight < self.spec.parallel and \
+                progress.complete + progress.pruned + progress.in_flight < self.spec.trials:
+            self.ask()
+            progress = self.progress()
+        if self.on_update:
+            self.on_update(progress)
+        return progress
+
+    def done(self, progress: Progress) -> bool:
+        return progress.in_flight == 0 and \
+            progress.complete + progress.pruned >= self.spec.trials
+
+    def run_ids(self) -> list[int]:
+        """Every run the study has queued (what a local worker may serve)."""
+        with self.store.read() as session:
+            return list(session.execute(select(Run.id).where(Run.study == self.spec.name))
+                        .scalars())
+
+    def park(self) -> Parked:
+        """After Ctrl-C: cancel the queued runs of the trials in flight, so that no worker
+        starts them later, and note them on their trials; running runs are left to their
+        workers."""
+        runs = self._runs_by_trial()
+        out = Parked([], [])
+        for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            parked = [r.id for r in runs.get(frozen.number, []) if r.status == "queued"
+                      and queue.transition(self.store, r.id, ("queued",), "cancelled",
+                                           message=f"parked: `fino tune` of study "
+                                                   f"{self.spec.name} stopped; the same command "
+                                                   "requeues it")]
+            out.running.extend(r.id for r in runs.get(frozen.number, [])
+                               if r.status == "running")
+            if parked:
+                earlier = frozen.user_attrs.get("parked", [])
+                optuna.trial.Trial(self.study, frozen._trial_id).set_user_attr(
+                    "parked", sorted({*earlier, *parked}))
+                out.cancelled.extend(parked)
+        return out
+
+    def unpark(self) -> list[int]:
+        """Requeue the runs an earlier Ctrl-C parked (they resume from their checkpoints)."""
+        requeued = []
+        for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            parked = frozen.user_attrs.get("parked")
+            if parked:
+                outcome = queue.retry(self.store, parked)
+                requeued += [i for i, what in outcome.items() if what == "queued"]
+                optuna.trial.Trial(self.study, frozen._trial_id).set_user_attr("parked", [])
+        return requeued
 
     def ask(self) -> int:
         trial = self.study.ask()
@@ -239,10 +316,46 @@ class Orchestrator:
         trials = self.study.get_trials(deepcopy=False)
         count = {s: sum(t.state == s for t in trials) for s in TrialState}
         out = Progress(complete=count[TrialState.COMPLETE], pruned=count[TrialState.PRUNED],
-                       failed=count[TrialState.FAIL], running=count[TrialState.RUNNING])
+                       failed=count[TrialState.FAIL])
+        runs = self._runs_by_trial()
+        for t in trials:
+            if t.state != TrialState.RUNNING:
+                continue
+            state = trial_state("running", [r.status for r in runs.get(t.number, [])],
+                                parked=bool(t.user_attrs.get("parked")))
+            if state in ("queued", "parked"):
+                setattr(out, state, getattr(out, state) + 1)
+            else:
+                out.running += 1
+        out.hint = self._waiting_hint([r for rs in runs.values() for r in rs])
         complete = [t for t in trials if t.state == TrialState.COMPLETE]
         if complete:
             best = max(complete, key=lambda t: t.value)
             out.best_value, out.best_params, out.best_trial = best.value, best.params, \
                 best.number
         return out
+
+    def _waiting_hint(self, runs: list[Run]) -> str | None:
+        """Why the study's queued runs wait, once one has waited `worker_patience` seconds:
+        no worker at all (no run anywhere heartbeats), or workers busy with other runs."""
+        now = time.monotonic()
+        waiting = {r.id for r in runs if r.status == "queued"}
+        self._queued_since = {i: self._queued_since.get(i, now) for i in waiting}
+        stuck = [i for i, since in self._queued_since.items()
+                 if now - since >= self.worker_patience]
+        if not stuck:
+            return None
+        busy = live_runs(self.store)
+        if not busy:
+            return NO_WORKER
+        return (f"{len(stuck)} trial run(s) wait in the queue while the workers run {busy} "
+                "run(s); start another `fino worker` to run more at once")
+
+
+def live_runs(store: Store, fresh_s: float = HEARTBEAT_FRESH_S) -> int:
+    """Runs anywhere in the store whose worker heartbeats: none means no worker is busy (and an
+    idle one would have claimed a queued run already)."""
+    since = utcnow() - timedelta(seconds=fresh_s)
+    with store.read() as session:
+        return session.execute(select(func.count()).select_from(Run).where(
+            Run.status == "running", Run.heartbeat_at >= since)).scalar_one()

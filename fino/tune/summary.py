@@ -3,19 +3,25 @@ and the dashboard's tuning view. Reading never writes to Optuna's storage."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import optuna
 from optuna.trial import TrialState
 
+if TYPE_CHECKING:
+    from fino.store.db import Store
+
 
 @dataclass(frozen=True)
 class TrialRow:
     number: int
-    state: str  # complete, running, pruned, fail, waiting
+    # complete, running, pruned, fail, waiting; given its runs' statuses, a trial in flight is
+    # queued, running, parked (by Ctrl-C) or its runs' failed/lost/cancelled (see trial_state)
+    state: str
     value: float | None  # the objective (mean final score over the trial's seeds)
     params: dict[str, Any]
     run_ids: tuple[int, ...]
@@ -82,28 +88,65 @@ def study_names(storage: optuna.storages.BaseStorage) -> list[str]:
     return [s.study_name for s in optuna.get_all_study_summaries(storage)]
 
 
-def snapshot(storage: optuna.storages.BaseStorage, name: str) -> StudySnapshot:
+def snapshot(storage: optuna.storages.BaseStorage, name: str,
+             run_status: Mapping[int, str] | None = None) -> StudySnapshot:
     """The study's trials now; KeyError when there is no such study."""
     try:
         study = optuna.load_study(study_name=name, storage=storage)
     except KeyError:
         raise KeyError(f"no study {name!r}") from None
-    return summarise(study)
+    return summarise(study, run_status)
 
 
-def summarise(study: optuna.Study) -> StudySnapshot:
-    """A loaded study's trials, counts and settings."""
+def summarise(study: optuna.Study, run_status: Mapping[int, str] | None = None
+              ) -> StudySnapshot:
+    """A loaded study's trials, counts and settings; with `run_status` (run id -> status,
+    `study_run_status`), a trial in flight shows where its runs are."""
     rows = []
     for t in study.get_trials(deepcopy=False):
         reports = t.intermediate_values
         last = max(reports) if reports else None
+        run_ids = t.user_attrs.get("run_ids", ())
+        state = _state(t.state)
+        if run_status is not None:
+            state = trial_state(state, [run_status[i] for i in run_ids if i in run_status],
+                                parked=bool(t.user_attrs.get("parked")))
         rows.append(TrialRow(
-            number=t.number, state=_state(t.state), value=t.value, params=dict(t.params),
-            run_ids=tuple(t.user_attrs.get("run_ids", ())),
+            number=t.number, state=state, value=t.value, params=dict(t.params),
+            run_ids=tuple(run_ids),
             last_report=(last, reports[last]) if last is not None else None))
     counts = {s: sum(r.state == s for r in rows) for s in dict.fromkeys(r.state for r in rows)}
     return StudySnapshot(name=study.study_name, trials=tuple(rows), counts=counts,
                          settings=dict(study.user_attrs.get("fino", {})))
+
+
+def trial_state(optuna_state: str, run_statuses: Sequence[str], *, parked: bool = False) -> str:
+    """A trial in flight as its runs show it (Optuna calls it running from the moment its runs
+    are queued): running once a run is claimed, queued while they wait for a worker, parked
+    when Ctrl-C cancelled its queued runs (the same `fino tune` requeues them), else its runs'
+    failed, lost or cancelled until the tuner tells Optuna. Other trials keep Optuna's state."""
+    if optuna_state != "running" or not run_statuses:
+        return optuna_state
+    statuses = set(run_statuses)
+    if "running" in statuses:
+        return "running"
+    if "queued" in statuses:
+        return "queued"
+    if parked and statuses <= {"cancelled", "done"} and "cancelled" in statuses:
+        return "parked"
+    return next((s for s in ("lost", "failed", "cancelled", "pruned") if s in statuses),
+                "running")  # all done: the tuner tells the value at its next check
+
+
+def study_run_status(store: Store, name: str) -> dict[int, str]:
+    """{run id: status} of the study's runs in the experiments database."""
+    from sqlalchemy import select
+
+    from fino.store.models import Run
+
+    with store.read() as session:
+        rows = session.execute(select(Run.id, Run.status).where(Run.study == name)).all()
+    return {run_id: status for run_id, status in rows}
 
 
 def _state(state: TrialState) -> str:
