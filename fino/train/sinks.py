@@ -141,6 +141,13 @@ class SinkGroup:
         self._call("close")
 
 
+def _kept(keep: Any, line: str) -> bool:
+    try:
+        return bool(keep(line))
+    except (ValueError, KeyError, TypeError, IndexError):
+        return False
+
+
 def _fmt(value: Any) -> str:
     if value is None:
         return ""
@@ -150,9 +157,12 @@ def _fmt(value: Any) -> str:
 
 
 def _rewrite(path: Path, keep: Any) -> None:
+    """Keep the lines `keep` accepts; a line it cannot read (torn by a full disk or a kill in
+    mid-write) is dropped, never fatal."""
     if not path.exists():
         return
-    lines = [ln for ln in path.read_text().splitlines(keepends=True) if ln.strip() and keep(ln)]
+    lines = [ln for ln in path.read_text(errors="replace").splitlines(keepends=True)
+             if ln.strip() and ln.endswith("\n") and _kept(keep, ln)]
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text("".join(lines))
     tmp.replace(path)
