@@ -21,12 +21,15 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/fino demo
 
+# Each test file is named as it starts (so a long one, such as test_learning.py, is known while
+# it runs), and the 15 slowest tests are listed at the end.
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -q
+	$(PY) -m pytest --durations=15
 
+# Few and long: every test is named as it starts.
 test-slow: $(STAMP)
-	$(PY) -m pytest -q -m slow
+	$(PY) -m pytest -v -m slow --durations=15
 
 bench: $(STAMP)
 	$(VENV)/bin/fino bench

@@ -169,3 +169,12 @@ def test_report_of_one_seed_says_n_once(fino, seeded) -> None:
     result = fino("report", str(seeded.fino[0]))
     assert result.exit_code == 0, result.output
     assert result.output.count("n=1") == result.output.count("(n=1)") == 2  # offline, online
+
+
+def test_plot_without_out_writes_curves_png_here_and_prints_its_full_path(
+        fino, seeded: Seeded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = fino("plot", str(seeded.fino[0]))
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().splitlines()[-1] == str(tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

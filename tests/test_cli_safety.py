@@ -53,7 +53,7 @@ def db(tmp_path: Path) -> str:
     markup and terminal escape sequences."""
     path = tmp_path / "experiments.db"
     added = fino("queue", "add", "--task", "cube-single", "--tag", "ok", "--db", str(path),
-                 "--runs-dir", str(tmp_path / "runs"))
+                 "--runs-dir", str(tmp_path / "runs"), "--allow-missing-data")
     assert added.exit_code == 0, added.output
     store = Store(str(path))
     with store.write() as session:
@@ -173,8 +173,9 @@ def fino_process(*args: str) -> Ran:
 def test_a_read_only_database_file_is_one_actionable_line(db: str) -> None:
     os.chmod(db, 0o444)
     try:
-        for args in (["queue", "add", "--task", "cube-single"], ["queue", "cancel", "1"],
-                     ["queue", "priority", "1", "--to", "3"], ["queue", "rm", "1"]):
+        for args in (["queue", "add", "--task", "cube-single", "--allow-missing-data"],
+                     ["queue", "cancel", "1"], ["queue", "priority", "1", "--to", "3"],
+                     ["queue", "rm", "1"]):
             _read_only_error(fino_process(*args, "--db", db), f"sqlite:///{db}")
         assert fino_process("queue", "list", "--db", db).exit_code == 0
     finally:
@@ -184,7 +185,7 @@ def test_a_read_only_database_file_is_one_actionable_line(db: str) -> None:
 def test_a_database_opened_read_only_is_one_actionable_line(db: str) -> None:
     """SQLite's read-only mode: the same refusal as a read-only file, even for root."""
     url = f"sqlite:///file:{db}?mode=ro&uri=true"
-    for args in (["queue", "add", "--task", "cube-single", "--tag", "t"],
+    for args in (["queue", "add", "--task", "cube-single", "--tag", "t", "--allow-missing-data"],
                  ["queue", "cancel", "1"], ["queue", "rm", "1"]):
         _read_only_error(fino(*args, "--db", url), "sqlite:///file%3A")
     store = Store(db)

@@ -297,3 +297,15 @@ def test_a_write_lock_longer_than_the_expiry_loses_no_run(store, tmp_path, datas
         kinds = session.execute(select(Event.new_status).where(Event.run_id == run_id)).all()
     assert "lost" not in [k[0] for k in kinds]
     assert _metric_steps(store, run_id) == list(range(10, 2051, 10))
+
+
+def test_a_failure_reason_is_stored_only_while_the_attempt_holds_the_run(store, tmp_path,
+                                                                         dataset):
+    [run_id] = queue_pendulum(store, dataset, tmp_path, range(1))
+    claim = queue.claim_next(store, host="a", pid=1)
+    watch = LeaseWatch(store, Lease(run_id, claim.token, seconds=30))
+    watch.record_error("cannot write checkpoint x: no space left on device")
+    assert queue.get_run(store, run_id).error.endswith("no space left on device")
+    reclaim(store, run_id)
+    watch.record_error("a stale attempt's reason")
+    assert queue.get_run(store, run_id).error is None  # the new attempt's, cleared at claim

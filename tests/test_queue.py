@@ -217,6 +217,7 @@ def test_queue_add_validates_before_writing(store, tmp_path):
         assert result.exit_code == 1 and message in result.output, result.output
     assert statuses(store) == {}
     ok = runner.invoke(app, ["queue", "add", "--task", "cube-double", "--seeds", "0-2",
+                             "--allow-missing-data",
                              "--algo", "fql", "--tag", "t1", "--db", store.url])
     assert ok.exit_code == 0, ok.output
     with store.read() as session:
@@ -261,7 +262,8 @@ def test_a_file_that_is_not_a_database_is_refused_and_left_alone(tmp_path):
     bogus = tmp_path / "experiments.db"
     bogus.write_text("these are my notes, not a database\n")
     before = bogus.read_bytes()
-    for args in (["queue", "add", "--task", "cube-single"], ["queue", "list"], ["runs", "list"]):
+    for args in (["queue", "add", "--task", "cube-single", "--allow-missing-data"],
+                 ["queue", "list"], ["runs", "list"]):
         result = CliRunner().invoke(app, [*args, "--db", str(bogus)])
         assert result.exit_code == 1 and "not a database" in result.output, result.output
     assert bogus.read_bytes() == before
@@ -272,5 +274,5 @@ def test_a_newer_schema_is_refused_with_a_message(store, tmp_path):
         session.execute(text("UPDATE alembic_version SET version_num = '0099_future'"))
     store.dispose()
     result = CliRunner().invoke(app, ["queue", "add", "--task", "cube-single",
-                                      "--db", store.url])
+                                      "--allow-missing-data", "--db", store.url])
     assert result.exit_code == 1 and "newer version of fino" in result.output, result.output

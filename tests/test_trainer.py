@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import signal
 import time
 import zipfile
 from dataclasses import replace
@@ -338,3 +339,127 @@ def test_fino_run_cli_trains_resumes_and_reports_errors(tmp_path, dataset_dir):
     assert missing.exit_code == 1 and "not a run folder" in missing.output
     bad_set = runner.invoke(app, ["run", "--task", "cube-single", "--set", "agent.alpha=-1"])
     assert bad_set.exit_code == 1 and "alpha" in bad_set.output
+
+
+def test_a_run_resumed_at_step_0_does_not_repeat_its_step_0_evaluation(tmp_path, task,
+                                                                       dataset_dir):
+    config = tiny_config(dataset_dir)
+    straight = Trainer(config, tmp_path / "a", task=task)
+    straight.run()
+    stopper = StopAt(0)  # stops right after the step-0 evaluation
+    first = Trainer(config, tmp_path / "b", task=task, sinks=[stopper])
+    stopper.trainer = first
+    assert first.run().status == "interrupted" and first.step == 0
+    summary = Trainer(config, tmp_path / "b", task=task, resume=True).run()
+    assert [e["step"] for e in summary.evaluations] == [0, 40, 80, 120]
+    written = json.loads((tmp_path / "b" / "summary.json").read_text())
+    assert [e["step"] for e in written["evaluations"]] == [0, 40, 80, 120]
+    rows = list(csv.DictReader((tmp_path / "b" / "eval.csv").read_text().splitlines()))
+    assert [row["step"] for row in rows] == ["0", "40", "80", "120"]
+    assert _comparable(tmp_path / "b") == _comparable(tmp_path / "a")
+
+
+class _StopsTheTrainer(gymnasium.Wrapper):
+    """An evaluation env that asks the trainer to stop at the first step of its second
+    episode (a user's Ctrl-C mid-evaluation), counting what it is asked to do after that."""
+
+    def __init__(self, env: gymnasium.Env, trainer: list[Trainer]) -> None:
+        super().__init__(env)
+        self.trainer, self.resets, self.steps_after_stop = trainer, 0, 0
+
+    def reset(self, **kwargs):
+        self.resets += 1
+        return self.env.reset(**kwargs)
+
+    def step(self, action):
+        if self.trainer[0].stop_requested:
+            self.steps_after_stop += 1
+        elif self.resets == 2:
+            self.trainer[0].request_stop()
+        return self.env.step(action)
+
+
+def test_a_stop_during_an_evaluation_ends_it_at_once_and_resume_redoes_it(tmp_path, task,
+                                                                          dataset_dir):
+    config = tiny_config(dataset_dir, offline_steps=40, online_steps=0, eval_episodes=5,
+                         eval_envs=1)
+    straight = Trainer(config, tmp_path / "a", task=task)
+    straight.run()
+    holder: list[Trainer] = []
+    envs: list[_StopsTheTrainer] = []
+
+    def make_eval_env() -> gymnasium.Env:
+        envs.append(_StopsTheTrainer(task.make_eval_env(), holder))
+        return envs[-1]
+
+    stopped = Trainer(config, tmp_path / "b", task=replace(task, make_eval_env=make_eval_env))
+    holder.append(stopped)
+    summary = stopped.run()
+    assert summary.status == "interrupted" and summary.evaluations == []
+    assert [(e.resets, e.steps_after_stop) for e in envs] == [(2, 0)]  # not 5 episodes
+    assert load_checkpoint(tmp_path / "b" / "checkpoint.pt")["step"] == 0
+    assert (tmp_path / "b" / "eval.csv").read_text().splitlines() == [
+        (tmp_path / "a" / "eval.csv").read_text().splitlines()[0]]  # the header only
+    assert "evaluation at step 0 stopped" in (tmp_path / "b" / "events.log").read_text()
+    resumed = Trainer(config, tmp_path / "b", task=task, resume=True).run()
+    assert resumed.status == "done" and [e["step"] for e in resumed.evaluations] == [0, 40]
+    assert _comparable(tmp_path / "b") == _comparable(tmp_path / "a")
+
+
+class _CtrlCTwiceWhileSaving:
+    """A fence whose check before a checkpoint's rename is where the user presses Ctrl-C
+    twice, on the run's second checkpoint."""
+
+    lost = None
+
+    def __init__(self) -> None:
+        self.saves, self.handler = 0, None
+
+    def confirm(self) -> None:
+        self.saves += 1
+        if self.saves == 2:
+            self.handler(signal.SIGINT, None)
+            self.handler(signal.SIGINT, None)
+
+
+def test_a_second_ctrl_c_stops_at_once_and_keeps_the_last_checkpoint(tmp_path, task,
+                                                                      dataset_dir):
+    from fino.cli.run import StopOnSignal, forced_stop_message
+
+    config = tiny_config(dataset_dir, save_interval=20)
+    fence = _CtrlCTwiceWhileSaving()
+    trainer = Trainer(config, tmp_path, task=task, fence=fence)
+    fence.handler = StopOnSignal(trainer)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.run()
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 20  # the first, intact
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+    assert f"fino run --resume {tmp_path}" in forced_stop_message(tmp_path)
+    resumed = Trainer(config, tmp_path, task=task, resume=True)
+    assert resumed.run().status == "done"
+
+
+def test_a_repeated_sigterm_only_asks_again(tmp_path, task, dataset_dir):
+    from fino.cli.run import StopOnSignal
+
+    trainer = Trainer(tiny_config(dataset_dir), tmp_path, task=task)
+    handler = StopOnSignal(trainer)
+    handler(signal.SIGTERM, None)
+    handler(signal.SIGTERM, None)  # a worker's stop, repeated: still a clean stop
+    assert trainer.stop_requested and trainer.run().status == "interrupted"
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 0
+
+
+def test_the_progress_bar_says_it_is_stopping_until_the_run_returns():
+    from rich.progress import Progress
+
+    from fino.cli.run import STOPPING, RichProgress
+
+    bar = RichProgress(Progress(), "fino seed 0", 100)
+    bar.on_progress(10, 100, "offline", None)
+    bar.on_stop(STOPPING)
+    bar.on_progress(20, 100, "offline", 1.0)
+    bar.on_message("evaluating at step 20")
+    [task] = bar.progress.tasks
+    assert task.fields["phase"] == STOPPING and "Ctrl-C again" in STOPPING
+    assert task.completed == 20

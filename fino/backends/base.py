@@ -122,7 +122,9 @@ class Task:
 
 
 class Backend(Protocol):
-    """A source of tasks, registered under the entry-point group `fino.backends`."""
+    """A source of tasks, registered under the entry-point group `fino.backends`. Optionally
+    `missing_dataset(config) -> str | None`: why the task's dataset is not on this machine and
+    how to get it, from file checks alone (what `fino queue add` asks before queueing)."""
 
     name: str
 

@@ -35,6 +35,7 @@ from fino.backends.minari import (
     episode_length,
     is_minari_id,
     minari_transitions,
+    missing_dataset,
     open_dataset,
     reward_mapping,
     scoring,
@@ -155,6 +156,17 @@ class GymnasiumBackend:
             raise TaskError(f"gymnasium backend: task {config.name!r} needs a dataset: an "
                             "OGBench-format .npz path or a Minari id (--dataset)")
         return find_env_spec(config.name).id
+
+    def missing_dataset(self, config: TaskConfig) -> str | None:
+        """Why the task's dataset (a file or a Minari id) is not here, or None; reads nothing."""
+        self.canonical_name(config)
+        source = str(config.dataset)
+        path = Path(source).expanduser()
+        if source.endswith(".npz") or path.exists():
+            return None if path.is_file() else f"dataset file {path} does not exist"
+        if not is_minari_id(source):
+            return f"dataset {source!r}: no such file, and not a Minari id (namespace/name-vN)"
+        return missing_dataset(canonical_id(source))
 
     def load(self, config: TaskConfig) -> Task:
         self.canonical_name(config)

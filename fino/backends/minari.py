@@ -104,17 +104,26 @@ def default_reward_shift(dataset_id: str) -> float:
     return -1.0 if dataset_id.startswith("D4RL/antmaze/") else 0.0
 
 
+def missing_dataset(dataset_id: str) -> str | None:
+    """Why the dataset is not on this machine, with how to get it; None when its folder is
+    there (nothing is read)."""
+    path = datasets_root() / dataset_id
+    if (path / "data").is_dir():
+        return None
+    return (f"Minari dataset {dataset_id} is not on this machine: looked in {path} "
+            f"(MINARI_DATASETS_PATH={os.environ.get('MINARI_DATASETS_PATH', '<unset>')}). "
+            f"On a machine with network run `fino data download {dataset_id}`, then copy "
+            f"{path} here or point MINARI_DATASETS_PATH at its datasets directory.")
+
+
 def open_dataset(dataset_id: str) -> Any:
     """The local `MinariDataset`; DatasetMissingError naming the directory and the fetch."""
     import minari
 
     path = datasets_root() / dataset_id
-    if not (path / "data").is_dir():
-        raise DatasetMissingError(
-            f"Minari dataset {dataset_id} is not on this machine: looked in {path} "
-            f"(MINARI_DATASETS_PATH={os.environ.get('MINARI_DATASETS_PATH', '<unset>')}). "
-            f"On a machine with network run `fino data download {dataset_id}`, then copy "
-            f"{path} here or point MINARI_DATASETS_PATH at its datasets directory.")
+    missing = missing_dataset(dataset_id)
+    if missing:
+        raise DatasetMissingError(missing)
     try:
         return minari.load_dataset(dataset_id)
     except (OSError, ValueError, KeyError, TypeError) as e:
@@ -223,6 +232,10 @@ class MinariBackend:
             raise TaskError(f"task option online_env={online_env!r}: must be 'eval' (the "
                             "dataset's evaluation env) or 'collection' (its data-collection env)")
         return canonical_id(config.name)
+
+    def missing_dataset(self, config: TaskConfig) -> str | None:
+        """Why the task's dataset is not on this machine, or None (nothing is read)."""
+        return missing_dataset(self.canonical_name(config))
 
     def load(self, config: TaskConfig) -> Task:
         dataset_id = self.canonical_name(config)

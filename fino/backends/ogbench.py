@@ -78,15 +78,26 @@ def dataset_files(dataset_name: str, dataset_dir: str | None) -> tuple[Path, Pat
     return root / f"{dataset_name}.npz", root / f"{dataset_name}-val.npz"
 
 
-def fetch_hint(dataset_name: str) -> str:
-    """How to get a dataset that is not on disk."""
+def fetch_hint(dataset_name: str, dataset_dir: str | None = None) -> str:
+    """How to get a dataset that is not on disk (into `dataset_dir` when one is given)."""
     env = dataset_name.split("-")[0]
+    out = f" --out {dataset_dir}" if dataset_dir else ""
     if env in NOT_REGENERABLE:
         return (f"it needs the authors' trained experts, so it cannot be regenerated here; run "
-                f"`fino data download {dataset_name}` on a networked machine and copy both files "
-                "into the dataset directory")
-    return (f"regenerate it locally with `fino data generate {dataset_name}` (or fetch the "
-            f"official one with `fino data download {dataset_name}` on a networked machine)")
+                f"`fino data download {dataset_name}{out}` on a networked machine and copy both "
+                "files into the dataset directory")
+    return (f"regenerate it locally with `fino data generate {dataset_name}{out}` (or fetch "
+            f"the official one with `fino data download {dataset_name}{out}` on a networked "
+            "machine)")
+
+
+def missing_dataset(dataset_name: str, dataset_dir: str | None) -> str | None:
+    """Why the dataset's two files are not on disk, with how to get them; None when both are."""
+    missing = [str(p) for p in dataset_files(dataset_name, dataset_dir) if not p.exists()]
+    if not missing:
+        return None
+    return (f"OGBench dataset {dataset_name} not found (looked for {', '.join(missing)}); "
+            + fetch_hint(dataset_name, dataset_dir))
 
 
 class OGBenchBackend:
@@ -94,6 +105,13 @@ class OGBenchBackend:
 
     name = "ogbench"
     aliases = tuple(ALIASES)
+
+    def short_name(self, task_name: str) -> str:
+        """The shortest alias of the task's dataset and its task id: cube-single-t1."""
+        env, dtype, task_id = parse_name(task_name)
+        dataset = f"{env}-{dtype}"
+        names = [a for a, full in ALIASES.items() if full == dataset] or [dataset]
+        return f"{min(names, key=len)}-t{task_id}"
 
     def owns(self, task_name: str) -> bool:
         try:
@@ -111,6 +129,11 @@ class OGBenchBackend:
             raise TaskError(f"unknown OGBench task {config.name!r}: no env {env_id}")
         return f"{env}-{dtype}-singletask-task{task_id}-v0"
 
+    def missing_dataset(self, config: TaskConfig) -> str | None:
+        """Why the task's dataset is not on disk, or None; looks at the files, reads nothing."""
+        env, dtype, _ = parse_name(self.canonical_name(config))
+        return missing_dataset(f"{env}-{dtype}-v0", config.dataset_dir)
+
     def load(self, config: TaskConfig) -> Task:
         import ogbench
 
@@ -118,11 +141,9 @@ class OGBenchBackend:
         env, dtype, _ = parse_name(name)
         dataset_name = f"{env}-{dtype}-v0"
         train_path, val_path = dataset_files(dataset_name, config.dataset_dir)
-        missing = [str(p) for p in (train_path, val_path) if not p.exists()]
+        missing = missing_dataset(dataset_name, config.dataset_dir)
         if missing:
-            raise DatasetMissingError(
-                f"OGBench dataset {dataset_name} not found (looked for {', '.join(missing)}); "
-                + fetch_hint(dataset_name))
+            raise DatasetMissingError(missing)
         env_kwargs: dict[str, Any] = {"success_timing": config.success_timing,
                                       **dict(config.options)}
         try:

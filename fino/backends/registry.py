@@ -62,3 +62,33 @@ def canonical_task_name(config: TaskConfig) -> tuple[str, str]:
 
 def load_task(config: TaskConfig) -> Task:
     return resolve_backend(config).load(config)
+
+
+def missing_dataset(config: TaskConfig) -> str | None:
+    """Why the task's offline dataset is not on this machine, saying how to get it; None when
+    it is (or the backend cannot tell). Looks at files only: nothing is loaded."""
+    check = getattr(resolve_backend(config), "missing_dataset", None)
+    return None if check is None else check(config)
+
+
+def short_task_name(backend: str, task_name: str) -> str:
+    """A short name of a canonical task for run names (the backend's `short_name`, e.g.
+    cube-single-t1), else the task name with `/` as `_`."""
+    try:
+        short = getattr(get_backend(backend), "short_name", None)
+        if short is not None:
+            return short(task_name)
+    except TaskError:
+        pass
+    return task_name.replace("/", "_")
+
+
+def task_aliases() -> list[str]:
+    """The short task names every installed backend accepts (for shell completion)."""
+    names: set[str] = set()
+    for name in backend_names():
+        try:
+            names.update(getattr(get_backend(name), "aliases", ()))
+        except TaskError:
+            continue
+    return sorted(names)

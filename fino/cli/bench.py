@@ -11,6 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from fino.bench_estimate import RECORDED
+
 
 def bench(
     shape: Annotated[list[str] | None, typer.Option(
@@ -27,14 +29,18 @@ def bench(
     quick: Annotated[bool, typer.Option(
         help="Fewer repeats; skip the sklearn GMM loop and the extra paper-size variants.")
     ] = False,
-    output: Annotated[Path | None, typer.Option(help="Also append the JSON lines here.")] = None,
+    output: Annotated[Path, typer.Option(
+        help="Also append the JSON lines here (where `fino queue add` and `fino tune` look for "
+             "this machine's figures to estimate a run's time).")] = RECORDED,
     pack: Annotated[str | None, typer.Option(
         help="Seed packs instead: comma-separated pack sizes, e.g. 1,8,32 (updates/s and "
              "seed-updates/s, memory, an online step, and on a CPU N separate processes).")
     ] = None,
 ) -> None:
-    """Measure updates/s, acting latency, the entropy update, and FINO's cost over FQL per
-    update and per online step. JSON lines on stdout, a table on stderr.
+    """Measure the speed of updates and acting, and FINO's cost over FQL.
+
+    Updates/s, acting latency, the entropy update, and FINO's cost over FQL per update and per
+    online step. JSON lines on stdout, a table on stderr.
 
     Example: fino bench --size quick --output bench.jsonl
     """
@@ -106,6 +112,7 @@ def _stream(figures: Iterable[Any], output: Path | None, err: Console,
             line = json.dumps(figure.as_dict())
             typer.echo(line)
             if output is not None:
+                output.parent.mkdir(parents=True, exist_ok=True)
                 with output.open("a") as f:
                     f.write(line + "\n")
             rows.append(figure)

@@ -12,12 +12,14 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fino.backends.base import TaskConfig, TaskError
 from fino.backends.ogbench import dataset_files, parse_name
 from fino.cli.common import fail, open_store
+from fino.cli.complete import complete_preset, complete_task
 from fino.cli.options import DbOption
+from fino.cli.readout import fmt_duration
 from fino.train.presets import build_run_config
 
 console = Console(stderr=True)
@@ -40,7 +42,8 @@ def ensure_dataset(task_name: str, episodes: int, dataset_dir: str | None) -> No
 
 
 class DemoProgress:
-    """One bar per run, fed from the store's latest metrics every couple of seconds."""
+    """One bar per run, fed from the store every couple of seconds: the phase (also the silent
+    ones: loading, the step-0 evaluation, compiling) and an ETA from the logged update rate."""
 
     def __init__(self, store, run_ids: dict[str, int], total: int) -> None:
         self.store, self.run_ids, self.total = store, run_ids, total
@@ -48,33 +51,70 @@ class DemoProgress:
                             TextColumn("{task.completed:>7,.0f}/{task.total:,}"),
                             TextColumn("{task.fields[phase]}"),
                             TextColumn("score [green]{task.fields[score]}"),
-                            TimeElapsedColumn(), TimeRemainingColumn(), console=console)
+                            TimeElapsedColumn(), TextColumn("ETA {task.fields[eta]}"),
+                            console=console)
         self.bars = {algo: self.bar.add_task(algo.upper(), total=total, phase="queued",
-                                             score="-") for algo in run_ids}
+                                             score="-", eta="-") for algo in run_ids}
         self._next = 0.0
 
     def tick(self, force: bool = False) -> None:
         if not force and time.monotonic() < self._next:
             return
         self._next = time.monotonic() + 2.0
+        from sqlalchemy import select
+
+        from fino.store.models import Event, Run
         from fino.store.queries import latest_metrics
 
-        keys = ("critic/loss", "eval/score", "progress/online")
+        ids = list(self.run_ids.values())
+        keys = ("critic/loss", "eval/score", "progress/online", "time/updates_per_sec")
         with self.store.read() as session:
-            latest = latest_metrics(session, list(self.run_ids.values()), keys)
+            latest = latest_metrics(session, ids, keys)
+            status = dict(session.execute(select(Run.id, Run.status).where(Run.id.in_(ids))).all())
+            events = set(session.execute(select(Event.run_id, Event.kind).where(
+                Event.run_id.in_(ids), Event.kind.in_(("started", "compiling")))).all())
         for algo, run_id in self.run_ids.items():
             got = latest.get(run_id, {})
             step = max((s for s, _ in got.values()), default=0)
             score = got.get("eval/score", (0, None))[1]
-            online = got.get("progress/online", (0, 0.0))[1]
-            self.bar.update(self.bars[algo], completed=step,
-                            phase="online" if online else "offline",
-                            score="-" if score is None else f"{score:.0f}%")
+            phase = demo_phase(status.get(run_id, "?"), got, {k for i, k in events if i == run_id})
+            rate = got.get("time/updates_per_sec", (0, None))[1]
+            self.bar.update(self.bars[algo], completed=step, phase=phase,
+                            score="-" if score is None else f"{score:.0f}%",
+                            eta=eta_text(self.total - step, rate, phase))
+
+
+def demo_phase(status: str, latest: dict[str, tuple[int, float | None]], events: set[str]
+               ) -> str:
+    """What a run is doing, also before its first logged step (the store's metrics and the
+    trainer's `started` and `compiling` events)."""
+    if status != "running":
+        return status
+    if "started" not in events:
+        return "loading the task"
+    if "eval/score" not in latest:
+        return "evaluating at step 0"
+    if "critic/loss" not in latest:
+        return "compiling" if "compiling" in events else "training"
+    online = latest.get("progress/online", (0, 0.0))[1]
+    return "online" if online else "offline"
+
+
+def eta_text(steps_left: int, updates_per_second: float | None, phase: str) -> str:
+    """Time left at the last logged update rate (the offline rate stands in for the online
+    phase until it is measured; evaluations come on top)."""
+    if phase == "done":
+        return "0s"
+    if not updates_per_second or updates_per_second <= 0:
+        return "-"
+    return f"~{fmt_duration(steps_left / updates_per_second)}"
 
 
 def demo(
-    task: Annotated[str, typer.Option(help="A regenerable OGBench task.")] = DEFAULT_TASK,
-    preset: Annotated[str, typer.Option(help="Preset profile.")] = "quick",
+    task: Annotated[str, typer.Option(help="A regenerable OGBench task.",
+                                      autocompletion=complete_task)] = DEFAULT_TASK,
+    preset: Annotated[str, typer.Option(help="Preset profile.",
+                                        autocompletion=complete_preset)] = "quick",
     seed: Annotated[int, typer.Option(help="Seed of both runs.")] = 0,
     episodes: Annotated[int, typer.Option(
         help="Episodes to generate when the dataset is missing.")] = 100,
@@ -83,8 +123,10 @@ def demo(
     out: Annotated[Path, typer.Option(help="The comparison PNG.")] = Path("runs/demo.png"),
     db: DbOption = None,
 ) -> None:
-    """Queue FINO and FQL (quick preset, one seed each), run them side by side with a worker
-    (one core each), then print the report and write the learning curves.
+    """Run FINO and FQL side by side on one task and compare them.
+
+    Queues both (quick preset, one seed each), runs them with a worker (one core each), then
+    prints the report and writes the learning curves.
 
     Example: fino demo --task cube-double --seed 1
     """

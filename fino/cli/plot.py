@@ -29,7 +29,9 @@ def plot(
     key: Annotated[list[str] | None, typer.Option(
         "--key", "-k", show_default=False,
         help="Metric key, one panel each (repeatable). Default: eval/score.")] = None,
-    out: Annotated[Path, typer.Option(help="PNG file to write.")] = Path("curves.png"),
+    out: Annotated[Path, typer.Option(
+        help="PNG file to write (default: curves.png in the current folder).",
+        show_default=False)] = Path("curves.png"),
     group: Annotated[bool, typer.Option(
         "--group/--no-group",
         help="Mean and CI band over the seeds of each experiment, or one line per run.")
@@ -39,7 +41,7 @@ def plot(
                      ] = None,
     db: DbOption = None,
 ) -> None:
-    """Learning curves of runs as a PNG; prints the file's path.
+    """Learning curves of runs as a PNG; prints the file's full path.
 
     Example: fino plot 1-10 --key eval/score --key policy/entropy --out curves.png
     """
@@ -105,7 +107,7 @@ def plot(
     plt.close(fig)
     for note in notes:
         Console(stderr=True).print(plain(note), style="yellow", highlight=False)
-    typer.echo(str(out))
+    typer.echo(str(out.resolve()))
 
 
 def _plot_group(ax: Axes, group: Group, data: dict[int, Series], label: str,

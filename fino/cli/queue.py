@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from fino.algo.config import MAX_INT
-from fino.cli.common import fail, open_store, parse_ids, parse_tags, plain, shown, styled_status
-from fino.cli.options import DbOption
+from fino.cli.common import (
+    err_console,
+    fail,
+    open_store,
+    parse_ids,
+    parse_tags,
+    plain,
+    shown,
+    styled_status,
+)
+from fino.cli.complete import complete_preset, complete_task
+from fino.cli.options import DbOption, RunIdArg, RunIdsArg
+
+if TYPE_CHECKING:
+    from fino.train.config import RunConfig
 
 queue_app = typer.Typer(help="The run queue: add, list, show, cancel, retry, priority, rm, reap.",
                         no_args_is_help=True)
@@ -34,10 +47,25 @@ def check_priority(priority: int, option: str) -> None:
         fail(f"{option} {priority}: must be in [{-MAX_INT}, {MAX_INT}]")
 
 
+def run_names(name: str | None, configs: list) -> list[str] | None:
+    """`--name` for one run, NAME-sSEED for several; None: the default names."""
+    from fino.store.queue import given_names
+    from fino.store.text import RunNameError
+
+    if name is None:
+        return None
+    try:
+        return given_names(name, configs)
+    except RunNameError as exc:
+        fail(str(exc))
+
+
 @queue_app.command("add")
 def add(
-    task: Annotated[str, typer.Option(help="Task name or alias (as for `fino run`).")],
-    preset: Annotated[str | None, typer.Option(help="Preset profile or file.")] = None,
+    task: Annotated[str, typer.Option(help="Task name or alias (as for `fino run`).",
+                                      autocompletion=complete_task)],
+    preset: Annotated[str | None, typer.Option(help="Preset profile or file.",
+                                               autocompletion=complete_preset)] = None,
     algo: Annotated[str, typer.Option(help="fino or fql.")] = "fino",
     seeds: Annotated[str, typer.Option(help="Seeds: 0-4, 0,2,5 or 3.")] = "0",
     set_: Annotated[list[str] | None, typer.Option(
@@ -48,12 +76,21 @@ def add(
     dataset: Annotated[str | None, typer.Option(help="gymnasium backend dataset.")] = None,
     priority: Annotated[int, typer.Option(help="Higher runs first.")] = 0,
     tag: Annotated[list[str] | None, typer.Option(help="Tag (repeatable).")] = None,
+    name: Annotated[str | None, typer.Option(
+        help="Run name (several seeds: NAME-sSEED). Default: task[-profile]-algo-sSEED.",
+        show_default=False)] = None,
     max_attempts: Annotated[int, typer.Option(
         help="Attempts before a failing or lost run stays failed.")] = 1,
     runs_dir: Annotated[Path, typer.Option(help="Where run folders go.")] = Path("runs"),
+    allow_missing_data: Annotated[bool, typer.Option(
+        help="Queue even though the task's dataset is not on this machine (for workers "
+             "elsewhere).")] = False,
     db: DbOption = None,
 ) -> None:
-    """Queue one run per seed; everything is validated before anything is written.
+    """Queue one run per seed, validated before anything is written.
+
+    The dataset must be on this machine, and the profile's budget is printed with its time
+    here.
 
     Example: fino queue add --task cube-double --preset quick --algo fql --seeds 0-4 --tag sweep
     """
@@ -73,13 +110,59 @@ def add(
             for seed in parse_seeds(seeds)]
     except (TaskError, ValueError) as exc:
         fail(str(exc))
+    missing = check_dataset(configs[0], allow_missing_data)
     store = open_store(db)
     ids = add_runs(store, configs, runs_dir=runs_dir, priority=priority, tags=tags,
-                   max_attempts=max_attempts)
+                   max_attempts=max_attempts, names=run_names(name, configs))
     console.print(f"queued {len(ids)} run(s): {', '.join(map(str, ids))} "
                   f"({configs[0].algo} on {shown(configs[0].task.name)}, preset "
                   f"{shown(configs[0].preset)})")
+    console.print(budget_text(configs[0], len(ids)), highlight=False)
+    if missing:
+        err_console.print(f"[yellow]warning:[/] {shown(missing)}; queued anyway "
+                          "(--allow-missing-data)", highlight=False, soft_wrap=True)
     typer.echo(" ".join(map(str, ids)))
+
+
+def check_dataset(config: RunConfig, allow_missing: bool) -> str | None:
+    """Why the task's dataset is not on this machine (None: it is); refused in one line
+    saying how to get it, unless the queue is served elsewhere (--allow-missing-data)."""
+    from fino.backends.base import TaskError
+    from fino.backends.registry import missing_dataset
+
+    try:
+        missing = missing_dataset(config.task)
+    except TaskError as exc:
+        fail(str(exc))
+    if missing and not allow_missing:
+        fail(f"{missing}. Queueing for workers on another machine: add --allow-missing-data")
+    return missing
+
+
+def budget_text(config: RunConfig, runs: int) -> str:
+    """Two lines: the resolved profile's budget per run, and its time on this machine by
+    `fino bench`'s figures (or how to get one)."""
+    from fino.bench_estimate import RESULTS_DIR, update_rate
+    from fino.cli.readout import fmt_duration
+    from fino.tune.budget import networks
+
+    train = config.train
+    budget = (f"each run: profile {shown(config.preset)}, {train.offline_steps:,} offline + "
+              f"{train.online_steps:,} online steps, {networks(config)} networks, evaluation "
+              f"every {train.eval_interval:,} steps over {train.eval_episodes} episodes")
+    rate = update_rate(config)
+    if rate is None:
+        return (f"{budget}\ntime here: unknown, no `fino bench` figure for these networks on "
+                f"{shown(train.device)}: run `fino bench` for an estimate")
+    seconds = train.total_steps / rate.updates_per_second
+    total = f"; {runs} runs one at a time: {fmt_duration(runs * seconds)}" if runs > 1 else ""
+    source = (f"the repository's `fino bench` figures ({shown(rate.source.name)}, measured on "
+              "a 2-vCPU development machine; `fino bench` measures this one)"
+              if rate.source.parent == RESULTS_DIR
+              else f"`fino bench` figures in {shown(rate.source)}")
+    return (f"{budget}\ntime here: about {fmt_duration(seconds)} of updates per run at "
+            f"{rate.updates_per_second:.3g} updates/s on this {rate.device}{total} (evaluation "
+            f"not counted), by {source}")
 
 
 @queue_app.command("list")
@@ -117,7 +200,7 @@ def list_(
 
 
 @queue_app.command("show")
-def show(run_id: Annotated[int, typer.Argument(help="Run id.")], db: DbOption = None) -> None:
+def show(run_id: RunIdArg, db: DbOption = None) -> None:
     """One run: config, status history, error text.
 
     Example: fino queue show 12
@@ -135,10 +218,12 @@ def _report(outcome: dict[int, str]) -> None:
 
 
 @queue_app.command("cancel")
-def cancel(ids: Annotated[list[str], typer.Argument(help="Run ids (3, 3-7).")],
+def cancel(ids: RunIdsArg,
            db: DbOption = None) -> None:
-    """Cancel runs: queued ones at once, running ones are stopped by their worker within
-    seconds (SIGTERM, then SIGKILL); metrics and the last checkpoint stay.
+    """Cancel runs; their metrics and last checkpoint stay.
+
+    Queued runs are cancelled at once; running ones are stopped by their worker within
+    seconds (SIGTERM, then SIGKILL).
 
     Example: fino queue cancel 4 7-9
     """
@@ -148,7 +233,7 @@ def cancel(ids: Annotated[list[str], typer.Argument(help="Run ids (3, 3-7).")],
 
 
 @queue_app.command("retry")
-def retry(ids: Annotated[list[str], typer.Argument(help="Run ids.")],
+def retry(ids: RunIdsArg,
           db: DbOption = None) -> None:
     """Requeue failed, lost, cancelled or pruned runs; they resume from their checkpoint.
 
@@ -161,13 +246,14 @@ def retry(ids: Annotated[list[str], typer.Argument(help="Run ids.")],
 
 @queue_app.command("priority")
 def priority(
-    ids: Annotated[list[str], typer.Argument(help="Run ids (3, 3-7).")],
+    ids: RunIdsArg,
     to: Annotated[int, typer.Option(help="The new priority (higher runs first; may be "
                                     "negative).")],
     db: DbOption = None,
 ) -> None:
-    """Reorder the queue: set the priority of queued runs (workers claim the highest first,
-    then the oldest).
+    """Reorder the queue: set the priority of queued runs.
+
+    Workers claim the highest priority first, then the oldest run.
 
     Example: fino queue priority 14-18 --to 10
     """
@@ -178,7 +264,7 @@ def priority(
 
 
 @queue_app.command("rm")
-def rm(ids: Annotated[list[str], typer.Argument(help="Run ids.")],
+def rm(ids: RunIdsArg,
        db: DbOption = None) -> None:
     """Remove runs with their metrics and events (refused for running runs; folders stay).
 

@@ -107,8 +107,9 @@ def fmt_duration(seconds: float | None) -> str:
 
 
 def elapsed(run: Run, now: datetime | None = None) -> float | None:
+    """Seconds the current attempt has run (to its end); None for a queued run."""
     started = as_utc(run.started_at)
-    if started is None:
+    if started is None or run.status == "queued":
         return None
     end = as_utc(run.finished_at) or now or datetime.now(UTC)
     return (end - started).total_seconds()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from rich.table import Table
 from fino.algo.config import ConfigError
 from fino.backends.base import TaskConfig, TaskError
 from fino.cli.common import fail
+from fino.cli.complete import complete_preset, complete_task
 from fino.store.db import StoreError
 from fino.train.checkpoint import CHECKPOINT_NAME, CheckpointError
 from fino.train.config import CONFIG_NAME, RunConfig
@@ -27,7 +29,7 @@ from fino.train.presets import build_run_config
 
 if TYPE_CHECKING:
     from fino.store.lease import LeaseWatch
-    from fino.train.trainer import Fence, RunSummary
+    from fino.train.trainer import Fence, RunSummary, Trainer
 
 console = Console(stderr=True)
 EXIT_INTERRUPTED = 130
@@ -35,18 +37,50 @@ EXIT_DISOWNED = 75  # this attempt lost its run (reclaimed, cancelled, lease exp
 
 
 class RichProgress:
-    """A progress bar: phase, step, last evaluation score, ETA."""
+    """A progress bar: phase, step, last evaluation score, ETA. Once stopping, the phase says
+    so until the run returns."""
 
     def __init__(self, progress: Progress, description: str, total: int) -> None:
         self.progress = progress
         self.task_id = progress.add_task(description, total=total, phase="", score="-")
+        self.stopping: str | None = None
 
     def on_progress(self, step: int, total: int, phase: str, score: float | None) -> None:
-        self.progress.update(self.task_id, completed=step, total=total, phase=phase,
+        self.progress.update(self.task_id, completed=step, total=total,
+                             phase=self.stopping or phase,
                              score="-" if score is None else f"{score:.1f}")
 
     def on_message(self, message: str) -> None:
+        self.progress.update(self.task_id, phase=self.stopping or message)
+
+    def on_stop(self, message: str) -> None:
+        self.stopping = message
         self.progress.update(self.task_id, phase=message)
+
+
+STOPPING = ("stopping: finishing this step or evaluation episode, then a checkpoint "
+            "(Ctrl-C again: stop now, keeping the last checkpoint)")
+
+
+class StopOnSignal:
+    """The run's SIGINT/SIGTERM handler: the first signal asks the trainer to checkpoint and
+    stop (said at once); a second Ctrl-C raises KeyboardInterrupt there and then, and the last
+    checkpoint stays as it was (checkpoints are replaced atomically)."""
+
+    def __init__(self, trainer: Trainer, listener: RichProgress | None = None) -> None:
+        self.trainer, self.listener = trainer, listener
+
+    def __call__(self, signum: int, _frame: FrameType | None) -> None:
+        if self.trainer.stop_requested:
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            return
+        self.trainer.request_stop()
+        if self.listener is not None:
+            self.listener.on_stop(STOPPING)
+        else:  # no bar (a worker's child logs to a file): one line, written signal-safely
+            os.write(2, f"{signal.Signals(signum).name}: stopping at the next step or "
+                        "evaluation episode, then a checkpoint\n".encode())
 
 
 def progress_bar() -> Progress:
@@ -74,10 +108,7 @@ def execute(config: RunConfig, run_dir: Path, *, resume: bool, quiet: bool,
             listener.on_message("loading task")
         trainer = Trainer(config, run_dir, progress=listener, resume=resume, sinks=sinks,
                           fence=fence)
-
-        def stop(signum: int, _frame: FrameType | None) -> None:
-            trainer.request_stop()
-
+        stop = StopOnSignal(trainer, listener)
         previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             return trainer.run()
@@ -124,10 +155,11 @@ def _fmt(score: float | None) -> str:
 def run(
     task: Annotated[str | None, typer.Option(
         help="Task: an alias (cube-single, cube-double, puzzle-4x4, pointmaze, humanoidmaze, "
-             "antmaze-large, ...), an OGBench singletask name or a Minari id.")] = None,
+             "antmaze-large, ...), an OGBench singletask name or a Minari id.",
+        autocompletion=complete_task)] = None,
     preset: Annotated[str | None, typer.Option(
         help="Profile of the task's preset file (paper, quick), a presets/NAME, or FILE.toml"
-             "[:PROFILE]. Default: paper.")] = None,
+             "[:PROFILE]. Default: paper.", autocompletion=complete_preset)] = None,
     algo: Annotated[str, typer.Option(help="fino, or fql (noise 0, one candidate).")] = "fino",
     seed: Annotated[int, typer.Option(help="Run seed.")] = 0,
     backend: Annotated[str, typer.Option(
@@ -161,6 +193,7 @@ def run(
     """Train offline then online on one task; exit code 0 only when the run completes."""
     sinks: list = []
     lease: LeaseWatch | None = None
+    run_dir: Path | None = None
     try:
         if run_id is not None:
             config, run_dir, is_resume, sinks, lease = _from_store(run_id, db)
@@ -192,8 +225,12 @@ def run(
                               fence=lease)
     except RunDisowned as exc:
         fail(f"stopped without writing: {exc}", code=EXIT_DISOWNED)
+    except KeyboardInterrupt:
+        fail(forced_stop_message(run_dir), code=EXIT_INTERRUPTED)
     except (ConfigError, TaskError, CheckpointError, TrainingDiverged, ValueError,
             StoreError) as exc:
+        if lease is not None:  # the store keeps the reason even where the log cannot (full disk)
+            lease.record_error(str(exc))
         fail(str(exc))
     if not quiet:
         console.print(summary_table(summary, config, run_dir))
@@ -207,6 +244,16 @@ def run(
         console.print(f"[yellow]interrupted at step {summary.step}; continue with "
                       f"`fino run --resume {run_dir}`")
         raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def forced_stop_message(run_dir: Path | None) -> str:
+    """What a second Ctrl-C left: the last checkpoint, untouched, or none yet."""
+    if run_dir is None:
+        return "stopped before the run started"
+    if (run_dir / CHECKPOINT_NAME).exists():
+        return (f"stopped at once; the last checkpoint in {run_dir} is intact: continue with "
+                f"`fino run --resume {run_dir}`")
+    return f"stopped at once, before the first checkpoint; nothing to resume in {run_dir}"
 
 
 def _from_store(run_id: int, db: str | None

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections import Counter
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from fino.cli.common import fail, open_store
 from fino.cli.options import DbOption
+
+if TYPE_CHECKING:
+    from fino.launch.worker import Worker
 
 console = Console(stderr=True)
 
@@ -35,7 +39,10 @@ def worker(
         help="Seconds without a heartbeat before a run counts as lost.")] = 60.0,
     db: DbOption = None,
 ) -> None:
-    """Claim queued runs (priority, then age) and run each as `fino run --run-id ID`.
+    """Serve the queue: claim queued runs and run them.
+
+    Runs are claimed by priority, then age, and each runs as `fino run --run-id ID`. Exits
+    with code 1 when a run it settled failed or was lost.
 
     Examples: fino worker --jobs 2 --until-empty;
     fino worker --backend ray --address auto --jobs 16 --gpus-per-run 0.25
@@ -61,5 +68,20 @@ def worker(
         fail(str(exc))
     console.log(f"worker {pool.host}:{pool.pid} serving {store} with {jobs} job(s) "
                 f"({backend}); Ctrl-C stops the runs and {on_interrupt}s them")
-    finished = pool.run()
-    console.log(f"worker stopped; {len(finished)} run(s) settled")
+    pool.run()
+    report_settled(pool)
+
+
+def report_settled(pool: Worker) -> None:
+    """One summary line; exit code 1 when a run it settled failed or was lost."""
+    from fino.launch.worker import outcome
+
+    counts = Counter(outcome(s) for s in pool.finished.values())
+    detail = ", ".join(f"{n} {kind}" for kind, n in counts.most_common())
+    console.log(f"worker stopped; {len(pool.finished)} run(s) settled"
+                + (f": {detail}" if detail else ""))
+    failed = pool.failures()
+    if failed:
+        listed = " ".join(map(str, failed))
+        fail(f"{len(failed)} run(s) failed or were lost: {listed} (see `fino runs show "
+             f"{failed[0]}`; requeue with `fino queue retry {listed}`)")

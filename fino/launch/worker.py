@@ -73,6 +73,14 @@ def failure_reason(tail: str) -> str | None:
     return None
 
 
+def outcome(settled: str) -> str:
+    """What a settled run came to, as one word: done, failed, lost, cancelled, requeued or
+    disowned (from `Worker.finished`'s text, e.g. `failed: ...; requeued` is requeued)."""
+    if settled == "queued" or settled.endswith("requeued"):
+        return "requeued"
+    return settled.split(":")[0].split(",")[0]
+
+
 class Worker:
     """One supervisor process running up to `jobs` runs at a time."""
 
@@ -276,15 +284,15 @@ class Worker:
         elif a.stop_reason == "requeue" or code == EXIT_DISOWNED:
             why = ("worker stopped" if a.stop_reason == "requeue"
                    else "the run's lease ran out before its heartbeat was renewed")
-            ok = move(("running",), "queued", exit_code=code, started_at=None,
-                      message=f"{why}; requeued (resumes from its checkpoint)")
+            ok = move(("running",), "queued",
+                      message=f"{why} (exit code {code}); requeued (resumes from its checkpoint)")
             status = "queued"
         elif code == LOST:
             ok = move(("running",), "lost", message="the executor lost the run (its task or "
                       "node died)", error="task or node died")
             status = "lost"
             if ok and a.attempts < a.max_attempts:
-                move(("lost",), "queued", finished_at=None,
+                move(("lost",), "queued",
                      message=f"retry {a.attempts + 1}/{a.max_attempts} after lost")
                 status = "lost, requeued"
         elif code == 0:
@@ -292,14 +300,13 @@ class Worker:
             status = "done"
         else:
             tail = log_tail(a.log_path)
-            reason = failure_reason(tail)
+            reason = failure_reason(tail) or self._recorded_error(run_id)
             error = reason or tail or f"exit code {code}"
             ok = move(("running",), "failed", exit_code=code, error=error,
                       message=f"exit code {code}")
             status = f"failed: {reason or f'exit code {code}'}"
             if ok and a.attempts < a.max_attempts:
-                move(("failed",), "queued", finished_at=None,
-                     message=f"retry {a.attempts + 1}/{a.max_attempts}")
+                move(("failed",), "queued", message=f"retry {a.attempts + 1}/{a.max_attempts}")
                 status = f"{status}; requeued"
         if not ok:
             status = "disowned"
@@ -308,6 +315,14 @@ class Worker:
             return status
         self.log(f"run {run_id} ({a.name}): {status}")
         return status
+
+    def failures(self) -> list[int]:
+        """The runs this worker settled as failed or lost (and did not requeue)."""
+        return sorted(i for i, s in self.finished.items() if outcome(s) in ("failed", "lost"))
+
+    def _recorded_error(self, run_id: int) -> str | None:
+        """The reason the run's process stored itself (its log may be unwritable: full disk)."""
+        return queue.get_run(self.store, run_id).error
 
     def _empty(self) -> bool:
         if self.only is not None:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -130,6 +130,17 @@ class LeaseWatch:
         reason = self._check()
         if reason:
             raise RunDisowned(reason)
+
+    def record_error(self, message: str) -> None:
+        """Store this attempt's one-line failure reason on its run (while it still holds it),
+        for the worker to settle the run with; a database error only loses the message."""
+        try:
+            with self.store.write() as session:
+                session.execute(update(Run).where(
+                    Run.id == self.lease.run_id, Run.attempt_token == self.lease.token,
+                    Run.status == "running").values(error=message))
+        except SQLAlchemyError:
+            pass
 
     def mark_lost(self, reason: str) -> None:
         """Record a loss found elsewhere (the metric sink's fenced write)."""

@@ -25,6 +25,10 @@ from fino.store.models import Event, Run, utcnow
 from fino.train.config import RunConfig
 
 RETRYABLE = ("failed", "lost", "cancelled", "pruned")
+# What a run back in the queue no longer has: no worker, no timers, no outcome (the last
+# attempt's error moves into the event that requeues it).
+CLEARED_ON_REQUEUE = dict(started_at=None, finished_at=None, heartbeat_at=None,
+                          worker_host=None, worker_pid=None, exit_code=None, error=None)
 
 
 class QueueError(ValueError):
@@ -36,10 +40,29 @@ class HeartbeatsUnknown(RuntimeError):
     time may be missing, so nothing was reaped."""
 
 
-def run_name(config: RunConfig, label: str | None = None) -> str:
-    """task-LABEL-sSEED; the label defaults to the algorithm (a study passes its method)."""
-    short = config.task.name.replace("/", "_").replace("-singletask", "")
-    return f"{short}-{label or config.algo}-s{config.seed}"
+def run_name(config: RunConfig, label: str | None = None, *, study: str | None = None,
+             trial: int | None = None) -> str:
+    """TASK[-PROFILE][-STUDY.TRIAL]-LABEL-sSEED with the task's short name (cube-single-t1),
+    the preset's profile unless it is the paper's, the tuning study and trial; the label
+    defaults to the algorithm (a study plan passes its method)."""
+    from fino.backends.registry import short_task_name
+
+    parts = [short_task_name(config.task.backend, config.task.name)]
+    profile = (config.preset or "").rpartition(":")[2]
+    if profile not in ("", "paper", "defaults"):
+        parts.append(profile)
+    if study:
+        parts.append(study if trial is None else f"{study}.{trial}")
+    return "-".join([*parts, label or config.algo, f"s{config.seed}"])
+
+
+def given_names(name: str, configs: Sequence[RunConfig]) -> list[str]:
+    """A user's name for a run, NAME-sSEED for each of several; RunNameError for a name that
+    cannot be stored."""
+    from fino.store.text import check_run_name
+
+    names = [name] if len(configs) == 1 else [f"{name}-s{c.seed}" for c in configs]
+    return [check_run_name(n) for n in names]
 
 
 def add_runs(
@@ -55,7 +78,7 @@ def add_runs(
     names: Sequence[str] | None = None,
 ) -> list[int]:
     """Queue one run per config (all in one transaction); returns their ids. `names` (one per
-    config) replaces the default task-algo-seed names."""
+    config) replaces the default names (`run_name`)."""
     if names is not None and len(names) != len(configs):
         raise ValueError(f"{len(names)} names for {len(configs)} configs")
     tag_text = ",".join(sorted({t.strip() for t in tags if t.strip()}))
@@ -63,7 +86,8 @@ def add_runs(
     with store.write() as session:
         rows = []
         for index, config in enumerate(configs):
-            name = names[index] if names is not None else run_name(config)
+            name = names[index] if names is not None else run_name(config, study=study,
+                                                                   trial=trial)
             row = Run(name=name, task=config.task.name, backend=config.task.backend,
                       algo=config.algo, preset=config.preset, config=config.to_dict(),
                       seed=config.seed, status="queued", priority=priority, attempts=0,
@@ -125,13 +149,19 @@ def claim_next(store: Store, *, host: str, pid: int, among: Sequence[int] | None
 def transition(store: Store, run_id: int, expected: Sequence[str], new: str, *,
                message: str = "", token: str | None = None, **values: Any) -> bool:
     """Compare-and-set the status of one run (from one of `expected` to `new`) and record it;
-    with `token`, only while that attempt still holds the run."""
+    with `token`, only while that attempt still holds the run. Back to `queued`, the run
+    drops its worker, timers and outcome (CLEARED_ON_REQUEUE)."""
     with store.write() as session:
-        old = session.execute(select(Run.status).where(Run.id == run_id)).scalar_one_or_none()
-        if old is None or old not in expected:
+        row = session.execute(select(Run.status, Run.error).where(Run.id == run_id)).first()
+        if row is None or row.status not in expected:
             return False
+        old = row.status
         if new in ("done", "failed", "cancelled", "lost", "pruned"):
             values.setdefault("finished_at", utcnow())
+        if new == "queued":
+            values.update(CLEARED_ON_REQUEUE)
+            if row.error:
+                message = "; ".join(filter(None, (message, f"last attempt: {row.error}")))
         fence = [Run.attempt_token == token] if token is not None else []
         stmt = (update(Run).where(Run.id == run_id, Run.status == old, *fence)
                 .values(status=new, **values).returning(Run.id)
@@ -202,8 +232,7 @@ def reap(store: Store, *, expiry_seconds: float, requeue: bool = True,
         for row in lost:
             if row.attempts < row.max_attempts:
                 transition(store, row.id, ("lost",), "queued",
-                           message=f"retry {row.attempts + 1}/{row.max_attempts} after lost",
-                           finished_at=None)
+                           message=f"retry {row.attempts + 1}/{row.max_attempts} after lost")
     return [row.id for row in lost]
 
 
@@ -237,11 +266,13 @@ def request_cancel(store: Store, run_ids: Iterable[int]) -> dict[int, str]:
 
 def retry(store: Store, run_ids: Iterable[int]) -> dict[int, str]:
     """Put failed, lost, cancelled or pruned runs back in the queue (they resume from their
-    last checkpoint)."""
+    last checkpoint); each is granted one more attempt when it has used them all."""
+    one_more = case((Run.max_attempts <= Run.attempts, Run.attempts + 1),
+                    else_=Run.max_attempts)
     outcome = {}
     for run_id in run_ids:
         if transition(store, run_id, RETRYABLE, "queued", message="retry requested",
-                      finished_at=None, cancel_requested=False):
+                      cancel_requested=False, max_attempts=one_more):
             outcome[run_id] = "queued"
         else:
             with store.read() as session:
@@ -306,3 +337,75 @@ def count_by_status(store: Store) -> dict[str, int]:
     with store.read() as session:
         rows = session.execute(select(Run.status, func.count()).group_by(Run.status)).all()
     return {status: n for status, n in rows}
+
+
+# ---- what people write about runs: tags, names, notes --------------------------------------
+
+TAGS_MAX = 1000  # the tags column: comma-separated
+NOTES_MAX = 10_000
+
+
+def change_tags(store: Store, run_ids: Iterable[int], add: Iterable[str] = (),
+                remove: Iterable[str] = ()) -> dict[int, str]:
+    """Add and remove tags (checked by `check_tag`) of runs in one transaction, each change
+    recorded; what happened to each id ('tags a,b', 'tags unchanged', 'unknown id')."""
+    from fino.store.text import check_tags
+
+    add, remove = set(check_tags(add)), set(check_tags(remove))
+    ids = list(dict.fromkeys(run_ids))
+    outcome = {}
+    with store.write() as session:
+        found = {run_id: tags for run_id, tags in
+                 session.execute(select(Run.id, Run.tags).where(Run.id.in_(ids)))}
+        for run_id in ids:
+            if run_id not in found:
+                outcome[run_id] = "unknown id"
+                continue
+            old = [t for t in (found[run_id] or "").split(",") if t]
+            new = sorted((set(old) | add) - remove)
+            if new == sorted(old):
+                outcome[run_id] = f"tags unchanged ({','.join(old) or 'none'})"
+                continue
+            text = ",".join(new)
+            if len(text) > TAGS_MAX:
+                raise QueueError(f"run {run_id}: its tags would take {len(text)} characters, "
+                                 f"more than {TAGS_MAX}")
+            session.execute(update(Run).where(Run.id == run_id).values(tags=text)
+                            .execution_options(synchronize_session=False))
+            session.add(Event(run_id=run_id, kind="tags",
+                              message=f"tags: {','.join(old) or '-'} -> {text or '-'}"))
+            outcome[run_id] = f"tags {text or 'none'}"
+    return outcome
+
+
+def rename(store: Store, run_id: int, name: str) -> str:
+    """Give a run a new name (checked by `check_run_name`; its folder keeps its path); the
+    old name."""
+    from fino.store.text import check_run_name
+
+    check_run_name(name)
+    with store.write() as session:
+        old = session.execute(select(Run.name).where(Run.id == run_id)).scalar_one_or_none()
+        if old is None:
+            raise QueueError(f"no run with id {run_id}")
+        session.execute(update(Run).where(Run.id == run_id).values(name=name)
+                        .execution_options(synchronize_session=False))
+        session.add(Event(run_id=run_id, kind="renamed", message=f"renamed: {old} -> {name}"))
+    return old
+
+
+def set_note(store: Store, run_id: int, text: str) -> None:
+    """Replace a run's notes ('' clears them); the change is recorded in its events."""
+    if len(text) > NOTES_MAX:
+        raise QueueError(f"a note of {len(text)} characters: at most {NOTES_MAX}")
+    with store.write() as session:
+        if not _exists(session, run_id):
+            raise QueueError(f"no run with id {run_id}")
+        session.execute(update(Run).where(Run.id == run_id).values(notes=text)
+                        .execution_options(synchronize_session=False))
+        session.add(Event(run_id=run_id, kind="note",
+                          message="note cleared" if not text else f"note: {text[:80]}"))
+
+
+def _exists(session: Any, run_id: int) -> bool:
+    return session.execute(select(Run.id).where(Run.id == run_id)).first() is not None

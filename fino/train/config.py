@@ -99,6 +99,8 @@ class RunConfig:
     preset: str | None = None  # where the hyperparameters came from (file:profile)
 
     def __post_init__(self) -> None:
+        if isinstance(self.algo, str):  # FQL, Fino: names are case-insensitive
+            object.__setattr__(self, "algo", self.algo.lower())
         if self.algo not in ALGOS:
             raise ConfigError(f"algo={self.algo!r}: must be one of {ALGOS}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or \

@@ -30,8 +30,10 @@ def evaluate(
     envs: list[gymnasium.Env],
     episodes: int,
     seed: int,
-) -> EvalResult:
-    """Run `episodes` greedy episodes on `envs` (reused between calls), len(envs) at a time.
+    stopping: Callable[[], bool] = lambda: False,
+) -> EvalResult | None:
+    """Run `episodes` greedy episodes on `envs` (reused between calls), len(envs) at a time;
+    None as soon as `stopping()` says so (checked before every step).
 
     Episode i is reset with seed `seed + i`, so an evaluation is reproducible."""
     scores, returns, lengths = [], [], []
@@ -45,6 +47,8 @@ def evaluate(
         ret = np.zeros(len(envs))
         length = np.zeros(len(envs), dtype=int)
         while alive.any():
+            if stopping():
+                return None
             # Always the full batch: one input shape, so a compiled policy compiles once.
             actions = act(obs)
             for j in np.flatnonzero(alive):

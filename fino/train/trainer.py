@@ -119,6 +119,8 @@ class Trainer:
         self._pending_episode: dict[str, Any] | None = None  # from the checkpoint, not replayed
         self._eval_envs: list[Any] = []
         self._last_entropy: tuple[int, float] | None = None
+        self._compiled = not tc.compile  # the first update in this process compiles it
+        self._saved_step: int | None = None
         if resume:
             self._restore()
         else:
@@ -135,8 +137,14 @@ class Trainer:
     # ---- public -------------------------------------------------------------------------------
 
     def request_stop(self) -> None:
-        """Ask the loop to checkpoint and return at the next step boundary (signal-safe)."""
+        """Ask the loop to checkpoint and return at the next step boundary, or during an
+        evaluation before its next env step (the evaluation is then redone on resume);
+        signal-safe."""
         self._stop = True
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop
 
     def run(self) -> RunSummary:
         tc = self.config.train
@@ -144,20 +152,21 @@ class Trainer:
         self.sinks.event("started", f"{self.config.algo} on {self.task.spec.name}, step "
                          f"{self.step}/{tc.total_steps}, fino {code_version()}"
                          f"{MACHINE_MARK}{machine(str(self.agent.device))}")
-        status = "done"
         try:
-            if self.step == 0:
+            # Due here and not yet recorded: a fresh run's step-0 evaluation, or one that a
+            # stop interrupted (a resumed run never repeats a recorded evaluation).
+            if self._evaluation_due() and not self._evaluated_here():
                 self._evaluate()
             window = (time.perf_counter(), self.step, self.env_steps)
             while self.step < tc.total_steps:
                 if self.fence is not None and self.fence.lost:
                     raise RunDisowned(self.fence.lost)
                 if self._stop:
-                    status = "interrupted"
                     break
                 online = self.step >= tc.offline_steps
                 if online:
                     self._env_step()
+                self._announce_compile()
                 update_metrics = self.agent.update(
                     self.buffer.sample(self.config.agent.batch_size))
                 self.step += 1
@@ -172,7 +181,7 @@ class Trainer:
                     window = (time.perf_counter(), self.step, self.env_steps)
                 if metrics:
                     self.sinks.write(self.step, {**metrics, **self._progress_metrics()})
-                if self.step % tc.eval_interval == 0 or self.step == tc.total_steps:
+                if self._evaluation_due() and not self._stop:  # else redone on resume
                     self._check_finite(update_metrics)
                     self._evaluate()
                 if self.step % tc.save_interval == 0 or self.step == tc.total_steps:
@@ -180,8 +189,11 @@ class Trainer:
                 if self.progress and self.step % _PROGRESS_EVERY == 0:
                     self.progress.on_progress(self.step, tc.total_steps, self.phase,
                                               self.last_score)
+            status = ("done" if self.step == tc.total_steps and self._evaluated_here()
+                      else "interrupted")
             if status == "interrupted":
-                self.save()
+                if self._saved_step != self.step:
+                    self.save()
                 self.sinks.event("interrupted", f"checkpointed at step {self.step}")
             else:
                 self.sinks.event("finished", f"step {self.step}")
@@ -314,7 +326,25 @@ class Trainer:
             metrics["policy/beta"] = self.agent.beta_value
         return metrics
 
-    def _evaluate(self) -> EvalResult:
+    def _evaluation_due(self) -> bool:
+        tc = self.config.train
+        return self.step % tc.eval_interval == 0 or self.step == tc.total_steps
+
+    def _evaluated_here(self) -> bool:
+        return any(e["step"] == self.step for e in self.evaluations)
+
+    def _announce_compile(self) -> None:
+        """Say that the first update compiles (minutes at the paper's size, nothing moves)."""
+        if self._compiled:
+            return
+        self._compiled = True
+        message = "compiling the update (the first step; up to a few minutes)"
+        self.sinks.event("compiling", message)
+        if self.progress:
+            self.progress.on_message(message)
+
+    def _evaluate(self) -> EvalResult | None:
+        """One evaluation, recorded; None (nothing recorded) when a stop interrupted it."""
         tc = self.config.train
         if not self._eval_envs:
             n = min(tc.eval_envs, tc.eval_episodes)
@@ -323,14 +353,19 @@ class Trainer:
             self.progress.on_message(f"evaluating at step {self.step}")
         started = time.perf_counter()
         actor = greedy_actor(self.agent, seed=seed_for(self.config.seed, 2, self.step))
-        result = evaluate(actor, self.task, self._eval_envs,
-                          tc.eval_episodes, seed=seed_for(self.config.seed, 1, 0))
+        result = evaluate(actor, self.task, self._eval_envs, tc.eval_episodes,
+                          seed=seed_for(self.config.seed, 1, 0), stopping=lambda: self._stop)
+        if result is None or self._stop:  # stopped before the entropy estimate, too
+            self.sinks.event("interrupted", f"evaluation at step {self.step} stopped; it is "
+                             "redone on resume")
+            return None
         metrics = {**result.metrics(), "eval/seconds": time.perf_counter() - started}
         metrics.update(self._entropy_and_beta(update_beta=False))
         metrics["actor/noise_scale"] = self.agent.config.noise_scale
         metrics.update(self._progress_metrics())
         self.sinks.write(self.step, metrics)
         self.evaluations.append({"step": self.step, **metrics})
+        self._saved_step = None  # a checkpoint taken before it lacks it
         if self.progress:
             self.progress.on_progress(self.step, tc.total_steps, self.phase, result.score)
         return result
@@ -362,6 +397,7 @@ class Trainer:
             "agent": self.agent.state_dict(), "buffer": self.buffer.state_dict(),
             "episode": self._episode_state()},
             before_replace=self.fence.confirm if self.fence is not None else None)
+        self._saved_step = self.step
         self.sinks.event("checkpoint", f"step {self.step}")
 
     def _restore(self) -> None:
