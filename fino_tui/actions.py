@@ -12,15 +12,16 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-from sqlalchemy import select, update
+from typing import TYPE_CHECKING
 
 from fino.algo.config import MAX_INT
 from fino.store import queue
 from fino.store.db import Store
-from fino.store.models import Event, Run
-from fino.store.text import TagError, check_tag
+from fino.store.text import RunNameError, TagError, check_tag
 from fino.train.config import RunConfig
+
+if TYPE_CHECKING:
+    from fino.backends.base import TaskConfig
 
 CLI_TIMEOUT_S = 600
 
@@ -76,20 +77,12 @@ def parse_tag_changes(spec: str) -> tuple[set[str], set[str]]:
 def change_tags(store: Store, run_ids: Sequence[int], add: Iterable[str],
                 drop: Iterable[str]) -> str:
     """Add and remove tags of runs (one transaction, each change in the events)."""
-    add, drop = set(add), set(drop)
-    changed = []
-    with store.write() as session:
-        rows = session.execute(select(Run.id, Run.tags).where(Run.id.in_(run_ids))).all()
-        for run_id, tags in rows:
-            old = [t for t in (tags or "").split(",") if t]
-            new = sorted((set(old) | add) - drop)
-            if new == sorted(old):
-                continue
-            session.execute(update(Run).where(Run.id == run_id).values(tags=",".join(new))
-                            .execution_options(synchronize_session=False))
-            session.add(Event(run_id=run_id, kind="tags",
-                              message=f"tags: {','.join(old) or '-'} -> {','.join(new) or '-'}"))
-            changed.append(run_id)
+    try:
+        outcome = queue.change_tags(store, run_ids, add, drop)
+    except (queue.QueueError, TagError) as exc:
+        raise ActionError(str(exc)) from None
+    changed = [i for i, what in outcome.items() if not what.startswith(("tags unchanged",
+                                                                         "unknown"))]
     if not changed:
         return "tags unchanged"
     return f"tags changed on run(s) {id_spec(changed)}"
@@ -119,6 +112,7 @@ class QueueRequest:
     priority: str = "0"
     backend: str = "auto"
     dataset: str = ""
+    name: str = ""  # one run: its name; several: NAME-sSEED; empty: the default names
 
 
 def parse_seeds(spec: str) -> list[int]:
@@ -154,9 +148,21 @@ def build_configs(request: QueueRequest) -> list[RunConfig]:
     except TaskError as exc:
         raise FormError("task", str(exc)) from None
     except (PresetError, ValueError) as exc:
-        message = str(exc)
-        field = "overrides" if "--set" in message or not request.preset.strip() else "preset"
-        raise FormError(field, message) from None
+        raise FormError(_at_fault(request, task, overrides), str(exc)) from None
+
+
+def _at_fault(request: QueueRequest, task: TaskConfig, overrides: list[str]) -> str:
+    """The field to blame for a config that does not build: the overrides when the preset
+    builds without them (an unknown key such as agent.alpa=10), else the preset."""
+    from fino.train.presets import build_run_config
+
+    if not request.preset.strip() or not overrides:
+        return "overrides" if overrides else "preset"
+    try:
+        build_run_config(task, preset=request.preset.strip(), algo=request.algo)
+    except ValueError:
+        return "preset"
+    return "overrides"
 
 
 def queue_runs(store: Store, request: QueueRequest, runs_dir: Path = Path("runs")) -> list[int]:
@@ -173,7 +179,18 @@ def queue_runs(store: Store, request: QueueRequest, runs_dir: Path = Path("runs"
         add, _ = parse_tag_changes(request.tags) if request.tags.strip() else (set(), set())
     except ActionError as exc:
         raise FormError("tags", str(exc)) from None
-    return queue.add_runs(store, configs, runs_dir=runs_dir, priority=priority, tags=add)
+    return queue.add_runs(store, configs, runs_dir=runs_dir, priority=priority, tags=add,
+                          names=run_names(request.name.strip(), configs))
+
+
+def run_names(name: str, configs: Sequence[RunConfig]) -> list[str] | None:
+    """The form's name for one run, NAME-sSEED for several; None: the default names."""
+    if not name:
+        return None
+    try:
+        return queue.given_names(name, configs)
+    except RunNameError as exc:
+        raise FormError("name", str(exc)) from None
 
 
 # ---- files: export and the PNG plot ------------------------------------------------------------

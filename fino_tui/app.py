@@ -1,4 +1,4 @@
-"""`fino-tui [--db URL]`: the dashboard's one `App`.
+"""`fino tui` / `fino-tui [--db URL]`: the dashboard's one `App`.
 
 Screens are app modes: `runs` (with the run detail pushed over it) and `tuning` (the Optuna
 studies of `fino tune`); F2 and F3 switch between them.
@@ -6,18 +6,17 @@ studies of `fino tune`); F2 and F3 switch between them.
 
 from __future__ import annotations
 
-import argparse
-import os
-import sys
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
 
+import typer
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
+from fino.cli.tui import REFRESH_S
 from fino.store.db import Store, StoreError, masked
 from fino.tune import DEFAULT_STORAGE
 from fino_tui.local_worker import LocalWorker
@@ -25,7 +24,6 @@ from fino_tui.screens.dialogs import ChoiceScreen
 from fino_tui.screens.help import HelpScreen
 from fino_tui.screens.runs import RunsScreen
 
-REFRESH_S = 2.0
 THEMES = ("textual-dark", "textual-light")
 
 
@@ -49,11 +47,14 @@ class FinoApp(App[None]):
                                                               "tuning": tuning_screen}
     DEFAULT_MODE = "runs"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("question_mark,f1", "help", "Help"),
-        Binding("f2", "switch_mode('runs')", "Runs"),
-        Binding("f3", "switch_mode('tuning')", "Tuning"),
-        Binding("ctrl+t", "toggle_theme", "Light/dark", show=False),
-        Binding("ctrl+q", "request_quit", "Quit", show=False),
+        Binding("question_mark,f1", "help", "Help", tooltip="this help"),
+        # Shown in the footer of the screen they lead away from (runs: F3, tuning: F2).
+        Binding("f2", "switch_mode('runs')", "Runs", show=False, tooltip="the runs view"),
+        Binding("f3", "switch_mode('tuning')", "Tuning", show=False,
+                tooltip="the tuning view (Optuna)"),
+        Binding("ctrl+t", "toggle_theme", "Light/dark", show=False,
+                tooltip="light or dark theme"),
+        Binding("ctrl+q", "request_quit", "Quit", show=False, tooltip="quit (also q)"),
     ]
 
     def __init__(self, store: Store, *, refresh_interval: float = REFRESH_S,
@@ -110,41 +111,35 @@ class FinoApp(App[None]):
             yield from commands()
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="fino-tui", description="The FINO Lab dashboard: runs, live plots, actions.")
-    parser.add_argument("--db", help="database: a SQLite path or a SQLAlchemy URL (default: "
-                                     "$FINO_DB_URL, else ./experiments.db)")
-    parser.add_argument("--refresh", type=float, default=REFRESH_S,
-                        help=f"seconds between reads of the database (default {REFRESH_S})")
-    parser.add_argument("--light", action="store_true", help="start with the light theme")
-    parser.add_argument("--optuna-storage",
-                        default=os.environ.get("FINO_OPTUNA_STORAGE", DEFAULT_STORAGE),
-                        help="fino tune's studies: a journal file or an RDB URL (default: "
-                             f"$FINO_OPTUNA_STORAGE, else {DEFAULT_STORAGE})")
-    return parser.parse_args(argv)
+def run_dashboard(db: str | None, *, refresh: float = REFRESH_S, light: bool = False,
+                  optuna_storage: str = DEFAULT_STORAGE) -> None:
+    """Open the dashboard on a store; a SQLite file that does not exist is a one-line error,
+    not a new empty database."""
+    from fino.cli.common import fail
 
-
-def open_store(db: str | None) -> Store:
-    """The store; a SQLite file that does not exist is an error, not a new empty database."""
-    return Store(db, create=False)
-
-
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    if args.refresh <= 0:
-        sys.exit("fino-tui: error: --refresh must be > 0 seconds")
     try:
-        store = open_store(args.db)
+        store = Store(db, create=False)
     except StoreError as exc:
-        sys.exit(f"fino-tui: error: {exc}")
-    app = FinoApp(store, refresh_interval=args.refresh,
-                  theme=THEMES[1] if args.light else THEMES[0],
-                  optuna_storage=args.optuna_storage)
+        fail(str(exc))
+    app = FinoApp(store, refresh_interval=refresh, theme=THEMES[1] if light else THEMES[0],
+                  optuna_storage=optuna_storage)
     try:
         app.run()
     finally:
         store.dispose()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`fino-tui`: the same command as `fino tui`."""
+    from fino.cli.common import tidy_help
+    from fino.cli.tui import tui
+
+    cli = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
+    cli.command(help="The FINO Lab dashboard: runs, live plots, run detail, actions and "
+                     "tuning studies (also `fino tui`).")(tui)
+    command = typer.main.get_command(cli)
+    tidy_help(command)
+    command.main(args=argv, prog_name="fino-tui")
 
 
 if __name__ == "__main__":

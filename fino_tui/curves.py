@@ -12,7 +12,7 @@ import numpy as np
 
 from fino.analysis.curves import align
 from fino.analysis.groups import group_runs
-from fino.store.models import Run
+from fino.store.models import ACTIVE, Run
 from fino.store.queries import Series
 
 CONFIDENCE = 0.95
@@ -35,13 +35,23 @@ class Curve:
 
 
 def run_curves(runs: Sequence[Run], data: Mapping[int, Series]) -> list[Curve]:
-    """One curve per run that has data, coloured by its place in `runs`."""
-    curves = []
-    for index, run in enumerate(runs):
-        steps, values = data.get(run.id, (np.array([]), np.array([])))
-        if len(steps):
-            curves.append(Curve(f"#{run.id} {run.name}", steps, values, index))
-    return curves
+    """One curve per run that has data, coloured by its place in `runs`, labelled by id and
+    what its name does not share with the others (cube-single-t1-fino-s0 and …-fql-s0 read
+    '#4 fino-s0', '#5 fql-s0')."""
+    drawn = [(index, run) for index, run in enumerate(runs) if len(data.get(run.id, ((),))[0])]
+    names = [run.name for _, run in drawn]
+    common = shared_prefix(names) if len(names) > 1 else ""
+    return [Curve(f"#{run.id} {run.name[len(common):] or run.name}", *data[run.id], index)
+            for index, run in drawn]
+
+
+def shared_prefix(names: Sequence[str]) -> str:
+    """The longest start of every name that ends with a '-' (whole words of the names)."""
+    first, last = min(names, default=""), max(names, default="")
+    size = next((i for i, (a, b) in enumerate(zip(first, last, strict=False)) if a != b),
+                min(len(first), len(last)))
+    prefix = first[:size]
+    return prefix[:prefix.rfind("-") + 1]
 
 
 def group_curves(runs: Sequence[Run], data: Mapping[int, Series]) -> tuple[list[Curve], list[str]]:
@@ -130,7 +140,16 @@ def make_panels(runs: Sequence[Run], data: Mapping[tuple[int, str], Series],
         if not runs:
             notes.append("no run: move the cursor to one, or select some with space")
         elif not curves:
-            notes.append("no points yet" if key in logged or not logged
-                         else "not logged by these runs")
+            notes.append(empty_note(key, runs, logged))
         panels[key] = Panel(key, curves, "; ".join(notes))
     return panels
+
+
+def empty_note(key: str, runs: Sequence[Run], logged: Sequence[str]) -> str:
+    """Why a panel of these runs has no curve: a key that runs still at work may yet log is
+    'not logged yet'; only finished runs that never logged it are 'not logged by these runs'."""
+    if key in logged or not logged:
+        return "no points yet"
+    if any(r.status in ACTIVE for r in runs):
+        return "not logged yet"
+    return "not logged by these runs"

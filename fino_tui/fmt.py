@@ -11,7 +11,7 @@ from fino.cli.readout import fmt_duration
 from fino.store.text import printable
 from fino_tui.queries import Progress
 
-__all__ = ["fmt_duration", "number", "progress", "status"]
+__all__ = ["fmt_duration", "number", "progress", "status", "workers"]
 
 
 def number(value: float | None, digits: int = 1) -> str:
@@ -35,3 +35,15 @@ def progress(value: Progress, run_status: str) -> str:
     if fraction is None:
         return "-"
     return f"{'on' if value.online else 'off'} {100 * fraction:.0f}%"
+
+
+def workers(local_state: str, local: tuple[str, int] | None,
+            busy: frozenset[tuple[str, int]]) -> str:
+    """The status line's workers: the one started here (`local`: its host and pid, its state)
+    and the others whose runs heartbeat (started anywhere: `fino worker`, `fino demo`)."""
+    others = len(busy - {local}) if local else len(busy)
+    here = f"worker here {local_state}" if local_state != "off" else ""
+    if not others:
+        return here or "no worker (w starts one)"
+    away = f"{others} {'other ' if here else ''}worker{'s' * (others > 1)} at work"
+    return f"{here}, {away}" if here else away

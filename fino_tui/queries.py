@@ -10,15 +10,16 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from fino.cli.readout import elapsed, total_steps, train_setting
 from fino.store.db import Store
-from fino.store.models import Event, Run
+from fino.store.models import Event, Metric, Run
 from fino.store.queries import (
     Series,
     count_runs,
@@ -32,7 +33,10 @@ from fino.store.queries import (
 
 # The latest value of these keys fills the table's columns.
 TABLE_KEYS = ("progress/env_steps", "progress/online", "eval/score", "policy/entropy",
-              "policy/beta", "actor/noise_scale", "time/updates_per_sec")
+              "policy/beta", "actor/noise_scale", "eval/seconds")
+RATE_KEY = "time/updates_per_sec"  # updates per second over each log interval
+RATE_WINDOWS = 9  # the ETA's rate: the median of a running run's last intervals
+HEARTBEAT_FRESH_S = 60.0  # a worker whose runs heartbeat within this is at work (the expiry)
 SERIES_POINTS = 4_000  # held per plotted series: two points per column of a very wide plot
 LOG_BYTES = 64_000  # read from the end of a log file: enough for its last few hundred lines
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
@@ -102,10 +106,12 @@ class Page:
     request: PageRequest
     rows: tuple[RunRow, ...]
     total: int
+    workers: frozenset[tuple[str, int]] = frozenset()  # (host, pid) with fresh heartbeats
 
 
 def read_page(store: Store, request: PageRequest, now: datetime) -> Page:
-    """One page of runs and their latest numbers: three bounded queries."""
+    """One page of runs and their latest numbers, and the workers at work: a few bounded
+    queries."""
     with store.read() as session:
         filters = request.filters.as_kwargs()
         runs = list_runs(session, **filters, order_by=request.order_by,  # type: ignore[arg-type]
@@ -113,10 +119,36 @@ def read_page(store: Store, request: PageRequest, now: datetime) -> Page:
                          offset=request.offset)
         total = count_runs(session, **filters)  # type: ignore[arg-type]
         latest = latest_metrics(session, [r.id for r in runs], TABLE_KEYS)
-    return Page(request, tuple(run_row(r, latest.get(r.id, {}), now) for r in runs), total)
+        rates = recent_values(session, [r.id for r in runs if r.status == "running"],
+                              RATE_KEY, RATE_WINDOWS)
+        workers = busy_workers(session, now)
+    rows = tuple(run_row(r, latest.get(r.id, {}), now, rates.get(r.id, ())) for r in runs)
+    return Page(request, rows, total, workers)
 
 
-def run_row(run: Run, latest: dict[str, tuple[int, float | None]], now: datetime) -> RunRow:
+def recent_values(session: Session, run_ids: Sequence[int], key: str, count: int
+                  ) -> dict[int, list[float]]:
+    """The last `count` finite values of `key` per run (one indexed query per run)."""
+    out = {}
+    for run_id in run_ids:
+        values = session.scalars(select(Metric.value).where(
+            Metric.run_id == run_id, Metric.key == key).order_by(Metric.step.desc())
+            .limit(count)).all()
+        out[run_id] = [v for v in values if v is not None and math.isfinite(v)]
+    return out
+
+
+def busy_workers(session: Session, now: datetime,
+                 fresh_s: float = HEARTBEAT_FRESH_S) -> frozenset[tuple[str, int]]:
+    """(host, pid) of the workers whose running runs heartbeat recently, wherever they run."""
+    since = now - timedelta(seconds=fresh_s)  # aware, as the reaper compares them
+    rows = session.execute(select(Run.worker_host, Run.worker_pid).where(
+        Run.status == "running", Run.heartbeat_at >= since).distinct()).all()
+    return frozenset((host, pid) for host, pid in rows if host and pid is not None)
+
+
+def run_row(run: Run, latest: dict[str, tuple[int, float | None]], now: datetime,
+            rates: Sequence[float] = ()) -> RunRow:
     def value(key: str) -> float | None:
         found = latest.get(key, (0, None))[1]
         return found if found is not None and math.isfinite(found) else None
@@ -134,20 +166,25 @@ def run_row(run: Run, latest: dict[str, tuple[int, float | None]], now: datetime
         status=run.status, tags=run.tags or "", cancel_requested=bool(run.cancel_requested),
         progress=progress, score=value("eval/score"), entropy=value("policy/entropy"),
         beta=value("policy/beta"), noise_scale=value("actor/noise_scale"), elapsed_s=spent,
-        eta_s=eta(run.status, progress, value("time/updates_per_sec"), spent))
+        eta_s=eta(run.status, progress, rates, value("eval/seconds"),
+                  train_setting(run, "eval_interval")))
 
 
-def eta(status: str, progress: Progress, updates_per_sec: float | None,
-        spent: float | None) -> float | None:
-    """Seconds left of a running run: at its measured update rate, else at its average pace."""
+def eta(status: str, progress: Progress, rates: Sequence[float],
+        eval_seconds: float | None = None, eval_interval: int | None = None) -> float | None:
+    """Seconds left of a running run: the steps left at its recent update rate (the median
+    of its last log intervals, so that one interval slowed by compiling or evaluating does
+    not swing it), plus the evaluations left at the last one's duration. None until a rate
+    is logged: the time since the start counts setup and compilation, not progress."""
     if status != "running" or progress.step is None or not progress.total:
         return None
-    left = max(0, progress.total - progress.step)
-    if updates_per_sec and updates_per_sec > 0:
-        return left / updates_per_sec
-    if spent and progress.step > 0:
-        return spent * left / progress.step
-    return None
+    positive = [r for r in rates if r > 0]
+    if not positive:
+        return None
+    left = max(0, progress.total - progress.step) / float(np.median(positive))
+    if eval_seconds and eval_interval:
+        left += eval_seconds * (progress.total // eval_interval - progress.step // eval_interval)
+    return left
 
 
 # ---- series of the plotted runs ----------------------------------------------------------------

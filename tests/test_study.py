@@ -57,8 +57,8 @@ def test_a_tiny_study_runs_and_reports(tmp_path, monkeypatch):
 
     with Store(db).read() as session:  # methods share an algo: runs are named by method
         names = {run.name for run in list_runs(session)}
-    assert "cube-single-play-task2-v0-fino-noise-only-s1" in names
-    assert "cube-single-play-task2-v0-fql-s0" in names
+    assert "cube-single-t2-quick-fino-noise-only-s1" in names
+    assert "cube-single-t2-quick-fql-s0" in names
     again = runner.invoke(app, ["study", "run", str(plan), "--workers", "0",
                                 "--dataset-dir", str(data), "--db", db])
     said = " ".join(again.output.split())

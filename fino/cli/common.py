@@ -3,8 +3,10 @@ literally."""
 
 from __future__ import annotations
 
+import inspect
 import sys
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
@@ -66,7 +68,12 @@ def database_failure(exc: Exception) -> str:
 
 
 class FinoGroup(TyperGroup):
-    """The `fino` command group: a database error in any command is one red line."""
+    """The `fino` command group: a database error in any command is one red line; every
+    parameter's help reads plainly (`tidy_help`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        tidy_help(self)
 
     def invoke(self, ctx: Any) -> Any:
         from sqlalchemy.exc import DBAPIError
@@ -119,3 +126,81 @@ def parse_ids(specs: list[str]) -> list[int]:
 
 def styled_status(status: str) -> str:
     return f"[{STATUS_STYLE.get(status, 'white')}]{shown(status)}[/]"
+
+
+# ---- help text ---------------------------------------------------------------------------------
+
+RUN_ID_ARGUMENTS = ("ids", "run_id", "run_ids")
+METAVARS = {"db": "URL", "set_": "SECTION.KEY=VALUE", "optuna_storage": "STORAGE",
+            "sort": "COLUMN", "search": "TEXT", "address": "ADDRESS", "to": "N"}
+
+
+def tidy_help(command: Any) -> None:
+    """Metavars a newcomer can read on `command` and its subcommands: nothing after a flag,
+    a name for a value (URL, TASK, N, FILE) rather than the type Typer prints (<str>,
+    <bool>), and `ID...` for every run-id argument. Applied to the parameters as the command
+    lists them, which includes those Typer adds later (--help, --install-completion)."""
+    for sub in getattr(command, "commands", {}).values():
+        tidy_help(sub)
+    if command.help:
+        command.help = reflow(command.help)
+    params = command.get_params
+
+    def tidied(ctx: Any) -> list[Any]:
+        found = params(ctx)
+        for param in found:
+            if param.param_type_name == "argument":
+                _tidy_argument(param)
+            elif param.metavar is None:
+                param.metavar = option_metavar(param)
+        return found
+
+    command.get_params = tidied
+
+
+def reflow(text: str) -> str:
+    """A docstring's paragraphs each on one line, so that the terminal wraps them where it
+    must (Typer keeps the source's line breaks: sentences broke in the middle); paragraphs of
+    examples keep their lines."""
+    paragraphs = inspect.cleandoc(text).split("\n\n")
+    return "\n\n".join(p if p.startswith("Example") else " ".join(p.split("\n"))
+                       for p in paragraphs)
+
+
+def option_metavar(param: Any) -> str:
+    """'' for a flag, the choices of a choice, else a name: URL, SECTION.KEY=VALUE, N, NUM,
+    FILE, DIR or the option's own name in capitals."""
+    if getattr(param, "is_flag", False):
+        return ""
+    name = param.name or ""
+    described = getattr(param, "type_descriptor", None)  # Typer >= 0.29
+    choices = getattr(described, "choices", None) if described is not None else None
+    if choices:
+        return "|".join(str(getattr(c, "value", c)) for c in choices)
+    annotation = getattr(described, "annotation", None)
+    annotation = getattr(annotation, "__args__", (annotation,))[0]  # list[str] -> str
+    if name in METAVARS:
+        return METAVARS[name]
+    if annotation is int:
+        return "N"
+    if annotation is float:
+        return "NUM"
+    if name.endswith("dir") or name == "directory":
+        return "DIR"
+    if isinstance(annotation, type) and issubclass(annotation, Path):
+        return "FILE"
+    return name.rstrip("_").upper()
+
+
+def _tidy_argument(param: Any) -> None:
+    """Run ids read ID (ID... when several); others their name in capitals. The usage line
+    shows the metavar as it is (Typer wraps it in braces), the type column nothing (the help
+    says what the argument is)."""
+    several = param.nargs != 1
+    if param.name in RUN_ID_ARGUMENTS or param.metavar in ("ID", "ID..."):
+        param.metavar = "ID..." if several else "ID"
+    elif param.metavar is None:
+        param.metavar = param.name.upper() + ("..." if several else "")
+    label = param.metavar if param.required else f"[{param.metavar}]"
+    param.get_usage_pieces = lambda ctx: [label]
+    param.display_type_rich = lambda ctx: None

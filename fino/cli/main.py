@@ -21,6 +21,7 @@ from fino.cli.report import report  # noqa: E402
 from fino.cli.run import run  # noqa: E402
 from fino.cli.runs import runs_app  # noqa: E402
 from fino.cli.study import study_app  # noqa: E402
+from fino.cli.tui import tui  # noqa: E402  (imports the dashboard only when it opens)
 from fino.cli.tune import tune_app  # noqa: E402
 from fino.cli.worker import worker  # noqa: E402
 
@@ -48,6 +49,7 @@ app.command()(plot)
 app.command()(export)
 app.add_typer(tune_app, name="tune")
 app.add_typer(study_app, name="study")
+app.command()(tui)
 
 
 if __name__ == "__main__":

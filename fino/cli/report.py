@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from fino.cli.common import fail, plain
+from fino.cli.complete import complete_run_id
 from fino.cli.options import (
     AlgoOption,
     DbOption,
@@ -33,7 +34,7 @@ from fino.cli.readout import (
 
 def report(
     ids: Annotated[list[str] | None, typer.Argument(
-        show_default=False, metavar="ID",
+        show_default=False, metavar="ID", autocompletion=complete_run_id,
         help="Only these runs (4, 3-7); default: every run matching the filters.")] = None,
     group_by: Annotated[str, typer.Option(
         help="Comma-separated grouping fields: task, algo, preset, backend, study or config "

@@ -132,6 +132,17 @@ def no_empty_folder(run_dir: Path) -> Iterator[None]:
         raise
 
 
+KNOWN_ERRORS = (ConfigError, TaskError, CheckpointError, TrainingDiverged, ValueError, StoreError)
+
+
+def os_error_line(exc: BaseException) -> str:
+    """An operating-system error as one line: what failed, on which file."""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{exc.strerror.lower()}{where}: free space or fix the folder, then retry the run"
+    return str(exc)
+
+
 def summary_table(summary: RunSummary, config: RunConfig, run_dir: Path) -> Table:
     table = Table(title=f"{config.algo.upper()} on {config.task.name} (seed {config.seed})")
     for column in ("step", "phase", "score", "return", "length", "entropy", "beta"):
@@ -227,11 +238,11 @@ def run(
         fail(f"stopped without writing: {exc}", code=EXIT_DISOWNED)
     except KeyboardInterrupt:
         fail(forced_stop_message(run_dir), code=EXIT_INTERRUPTED)
-    except (ConfigError, TaskError, CheckpointError, TrainingDiverged, ValueError,
-            StoreError) as exc:
+    except (*KNOWN_ERRORS, OSError) as exc:
+        message = str(exc) if isinstance(exc, KNOWN_ERRORS) else os_error_line(exc)
         if lease is not None:  # the store keeps the reason even where the log cannot (full disk)
-            lease.record_error(str(exc))
-        fail(str(exc))
+            lease.record_error(message)
+        fail(message)
     if not quiet:
         console.print(summary_table(summary, config, run_dir))
     if summary.evaluations:

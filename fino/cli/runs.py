@@ -12,11 +12,12 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from fino.cli.common import plain, styled_status
+from fino.cli.common import fail, open_store, parse_ids, parse_tags, plain, styled_status
 from fino.cli.options import (
     AlgoOption,
     DbOption,
     KeyOption,
+    RunIdArg,
     RunIdsArg,
     StatusOption,
     StudyOption,
@@ -37,9 +38,10 @@ from fino.cli.readout import (
     train_setting,
     user_errors,
 )
+from fino.store.text import printable
 
-runs_app = typer.Typer(help="Inspect runs: list, show, compare.", no_args_is_help=True,
-                       add_completion=False)
+runs_app = typer.Typer(help="Inspect and annotate runs: list, show, compare, tag, rename, note.",
+                       no_args_is_help=True, add_completion=False)
 
 # Written at every log interval, evaluation or episode: their newest step is the run's step.
 PROGRESS_KEYS = ("progress/env_steps", "eval/score", "policy/entropy", "policy/beta")
@@ -86,10 +88,11 @@ def list_(
         total = count_runs(session, **filters)
         latest = latest_metrics(session, [r.id for r in runs], PROGRESS_KEYS)
     console = Console()
-    # A narrow terminal drops what the name (task-algo-sSEED) repeats, and the start time.
+    # A narrow terminal drops what the default name (task-algo-sSEED) repeats, the start time
+    # and then entropy and β, but keeps the algorithm: a name given with --name may not say it.
     hidden = {"task", "started"} if console.width < NARROW else set()
     if console.width < NARROW - 20:
-        hidden |= {"algo", "seed"}
+        hidden |= {"seed", "entropy", "β"}
     table = Table(title="runs", caption=f"{offset + 1 if runs else 0}-{offset + len(runs)} "
                                         f"of {total} runs", caption_justify="left",
                   box=box.SIMPLE_HEAD)
@@ -130,7 +133,7 @@ def _progress(run: Any, values: dict[str, tuple[int, float | None]]) -> str:
 
 @runs_app.command("show")
 def show(
-    run_id: Annotated[int, typer.Argument(help="Run id.", show_default=False)],
+    run_id: RunIdArg,
     full: Annotated[bool, typer.Option("--full", help="Print the whole config as JSON.")
                     ] = False,
     db: DbOption = None,
@@ -282,3 +285,78 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, float):
         return finite_or_none(value)
     return value
+
+
+# ---- annotating runs ---------------------------------------------------------------------------
+
+
+@runs_app.command("tag")
+def tag(
+    ids: RunIdsArg,
+    add: Annotated[list[str] | None, typer.Option(
+        "--add", show_default=False, help="Tag to add (repeatable).")] = None,
+    remove: Annotated[list[str] | None, typer.Option(
+        "--remove", show_default=False, help="Tag to remove (repeatable).")] = None,
+    db: DbOption = None,
+) -> None:
+    """Add or remove tags of runs.
+
+    Tags are letters, digits and . _ - : @ /; `fino runs list --tag T` finds them.
+
+    Example: fino runs tag 3-7 --add paper --remove draft
+    """
+    from fino.store.queue import QueueError, change_tags
+
+    if not add and not remove:
+        fail("nothing to change: give --add TAG and/or --remove TAG")
+    added, removed = parse_tags(add), parse_tags(remove)
+    store = open_store(db, create=False)
+    try:
+        outcome = change_tags(store, parse_ids(ids), added, removed)
+    except QueueError as exc:
+        fail(str(exc))
+    for run_id, what in outcome.items():
+        typer.echo(printable(f"run {run_id}: {what}"))
+    if any(what == "unknown id" for what in outcome.values()):
+        raise typer.Exit(1)
+
+
+@runs_app.command("rename")
+def rename(
+    run_id: RunIdArg,
+    name: Annotated[str, typer.Argument(help="The new name.", show_default=False)],
+    db: DbOption = None,
+) -> None:
+    """Give a run a new name; its folder keeps its path.
+
+    Example: fino runs rename 12 cube-single-alpha300-s0
+    """
+    from fino.store.queue import QueueError
+    from fino.store.queue import rename as rename_run
+    from fino.store.text import RunNameError
+
+    try:
+        old = rename_run(open_store(db, create=False), run_id, name)
+    except (QueueError, RunNameError) as exc:
+        fail(str(exc))
+    typer.echo(printable(f"run {run_id}: {old} -> {name}"))
+
+
+@runs_app.command("note")
+def note(
+    run_id: RunIdArg,
+    text: Annotated[str, typer.Argument(
+        help="The note; it replaces the run's notes ('' clears them).", show_default=False)],
+    db: DbOption = None,
+) -> None:
+    """Write a note on a run; `fino runs show` prints it.
+
+    Example: fino runs note 12 "diverged after the lr change; rerun with agent.lr=1e-4"
+    """
+    from fino.store.queue import QueueError, set_note
+
+    try:
+        set_note(open_store(db, create=False), run_id, text)
+    except QueueError as exc:
+        fail(str(exc))
+    typer.echo(f"run {run_id}: note {'cleared' if not text else 'saved'}")

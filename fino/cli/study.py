@@ -35,8 +35,9 @@ def run(
     dataset_dir: Annotated[str | None, typer.Option(help="OGBench dataset folder.")] = None,
     db: DbOption = None,
 ) -> None:
-    """Queue every run of the plan not queued yet (rerunning continues the study), generate
-    missing datasets, and serve the runs.
+    """Queue the plan's runs not queued yet and serve them.
+
+    Rerunning continues the study; missing datasets are generated first.
 
     Example: fino study run benchmarks/study.toml --budget cpu --workers 2
     Part of it: fino study run benchmarks/study.toml --task cube-single --method fino
@@ -126,8 +127,10 @@ def export(
              "benchmarks/results/NAME-BUDGET/runs.jsonl.gz).")] = None,
     db: DbOption = None,
 ) -> None:
-    """Write the study's done runs (config, tags, timing, evaluation series) to one file, to
-    merge results of several machines with `fino study import`.
+    """Write the study's done runs to one file, to merge with other machines' results.
+
+    The file holds each run's config, tags, timing and evaluation series; `fino study import`
+    reads it.
 
     Example: fino study export benchmarks/study.toml --budget cpu
     """
@@ -149,8 +152,9 @@ def import_(
     archive: Annotated[Path, typer.Argument(help="A file written by `fino study export`.")],
     db: DbOption = None,
 ) -> None:
-    """Add the runs of a study archive to the store (runs it already holds are skipped); then
-    `fino study report` covers them, and `fino study run` does not run them again.
+    """Add the runs of a study archive to the store, skipping those it holds.
+
+    Then `fino study report` covers them, and `fino study run` does not run them again.
 
     Example: fino study import benchmarks/results/repro-cpu/runs.jsonl.gz
     """

@@ -6,7 +6,6 @@ run: a stale attempt never writes a row once its run was reclaimed."""
 from __future__ import annotations
 
 import math
-import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -17,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from fino.store.db import Store
 from fino.store.models import Event, Metric
+from fino.train.sinks import warn
 
 if TYPE_CHECKING:
     from fino.store.lease import LeaseWatch
@@ -106,9 +106,8 @@ class DatabaseSink:
         self._wake.set()
         self._thread.join(timeout)
         if self._ops:
-            print(f"warning: {sum(len(o[1]) for o in self._ops if o[0] == 'metrics')} metric "
-                  f"rows of run {self.run_id} could not be written to {self.store}",
-                  file=sys.stderr)
+            warn(f"warning: {sum(len(o[1]) for o in self._ops if o[0] == 'metrics')} metric "
+                 f"rows of run {self.run_id} could not be written to {self.store}")
 
     # ---- background flushing ----
 
@@ -147,8 +146,8 @@ class DatabaseSink:
             except SQLAlchemyError as exc:
                 self._failures += 1
                 if self._failures in (1, 10):
-                    print(f"warning: database busy or unreachable, metrics buffered "
-                          f"({type(exc).__name__}); retrying", file=sys.stderr)
+                    warn(f"warning: database busy or unreachable, metrics buffered "
+                         f"({type(exc).__name__}); retrying")
                 return
             self._failures = 0
             with self._lock:

@@ -33,6 +33,23 @@ def check_tags(tags: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(check_tag(t) for t in tags))
 
 
+NAME_MAX = 120
+
+
+class RunNameError(ValueError):
+    """A run name that cannot be stored; the message says what a name may be."""
+
+
+def check_run_name(name: str) -> str:
+    """`name` when it may name a run and its folder (1 to NAME_MAX printable characters, no
+    slash, no surrounding spaces); RunNameError otherwise."""
+    if not name or len(name) > NAME_MAX or name != name.strip() or printable(name) != name \
+            or "/" in name or "\\" in name:
+        raise RunNameError(f"run name {name!r}: 1 to {NAME_MAX} characters, no slash, control "
+                           "character or surrounding spaces")
+    return name
+
+
 def printable(text: object, *, multiline: bool = False) -> str:
     """`text` with every control character shown visibly: C0 and DEL in caret notation (ESC as
     `^[`), C1 and bidirectional controls as `\\x9b` / `\\u202e`. `multiline` keeps newlines and

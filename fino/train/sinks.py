@@ -3,6 +3,7 @@ training."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -119,8 +120,8 @@ class SinkGroup:
             getattr(sink, method)(*args)
         except Exception as exc:
             self.sinks.remove(sink)
-            print(f"warning: metrics sink {type(sink).__name__} failed and was disabled: "
-                  f"{type(exc).__name__}: {exc}", file=sys.stderr)
+            warn(f"warning: metrics sink {type(sink).__name__} failed and was disabled: "
+                 f"{type(exc).__name__}: {exc}")
 
     def write(self, step: int, metrics: dict[str, float]) -> None:
         self._call("write", step, metrics)
@@ -139,6 +140,12 @@ class SinkGroup:
 
     def close(self) -> None:
         self._call("close")
+
+
+def warn(message: str) -> None:
+    """A line on stderr, never fatal: stderr may be a log file on a full disk."""
+    with contextlib.suppress(OSError, ValueError):
+        print(message, file=sys.stderr)
 
 
 def _kept(keep: Any, line: str) -> bool:

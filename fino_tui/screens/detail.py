@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Log, Static, TabbedContent, TabPane
 
 from fino.analysis.groups import flatten
@@ -28,7 +28,7 @@ class RunDetailScreen(RunActions, PollingScreen[RunDetail | None]):
     """Pushed over the runs table; escape goes back."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "app.pop_screen", "Back"),
+        Binding("escape", "app.pop_screen", "Back", tooltip="back to the runs"),
         *RUN_ACTION_BINDINGS,
         Binding("q", "app.request_quit", "Quit", show=False),
     ]
@@ -45,8 +45,9 @@ class RunDetailScreen(RunActions, PollingScreen[RunDetail | None]):
         yield Static("", id="vanished")
         with Vertical(id="detail-top"):
             yield Static(f"run {self.run_id}: reading…", id="summary")
-            yield Static("", id="error-text")
         with TabbedContent(id="tabs"):
+            with TabPane("Error", id="tab-error"), VerticalScroll(id="error-box"):
+                yield Static("", id="error-text")
             with TabPane("Events", id="tab-events"):
                 yield DataTable(id="events", cursor_type="row", zebra_stripes=True)
             with TabPane("Config", id="tab-config"):
@@ -60,7 +61,7 @@ class RunDetailScreen(RunActions, PollingScreen[RunDetail | None]):
                 yield Log(id="events-log", max_lines=2_000)
             with TabPane("Checkpoints", id="tab-checkpoints"):
                 yield DataTable(id="checkpoints", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         for table_id, columns in (("events", ("time", "event", "status", "message")),
@@ -69,9 +70,13 @@ class RunDetailScreen(RunActions, PollingScreen[RunDetail | None]):
                                   ("checkpoints", ("file", "size", "modified"))):
             self.query_one(f"#{table_id}", DataTable).add_columns(*columns)
         self.query_one("#vanished").display = False
+        self.query_one(TabbedContent).hide_tab("tab-error")
 
     def targets(self) -> list[int]:
         return [self.run_id]
+
+    def target_names(self) -> tuple[dict[int, str], bool]:
+        return ({self.run_id: self.detail.run.name} if self.detail else {}), False
 
     def read(self) -> RunDetail | None:
         return read_detail(self.app.store, self.run_id)
@@ -88,9 +93,7 @@ class RunDetailScreen(RunActions, PollingScreen[RunDetail | None]):
         run = detail.run
         self.sub_title = printable(f"run {run.id}: {run.name}")
         self.query_one("#summary", Static).update(self._summary(detail))
-        error = self.query_one("#error-text", Static)
-        error.update(Text(printable(run.error or "", multiline=True), style="red"))
-        error.display = bool(run.error)
+        self._error(run.error or "")
         self._fill("events", [(fmt_time(e.time), e.kind,
                                f"{e.old_status or '∅'} → {e.new_status}" if e.new_status else "",
                                e.message) for e in detail.events])
@@ -134,7 +137,30 @@ class RunDetailScreen(RunActions, PollingScreen[RunDetail | None]):
                 cells += [label, value]
             grid.add_row(*cells)
         folder = Text.assemble(("folder ", "bold"), plain(run.run_dir))
-        return Group(grid, folder)
+        if not run.notes:
+            return Group(grid, folder)
+        notes = Text.assemble(("notes ", "bold"), plain(run.notes), no_wrap=True,
+                              overflow="ellipsis")  # the whole note: `fino runs show`
+        return Group(grid, folder, notes)
+
+    def _error(self, error: str) -> None:
+        """The error text in a tab of its own (scrolled, the whole height), opened the first
+        time a run shows one."""
+        if self._shown.get("error") == error:
+            return
+        had = bool(self._shown.get("error"))
+        self._shown["error"] = error
+        tabs = self.query_one(TabbedContent)
+        self.query_one("#error-text", Static).update(
+            Text(printable(error, multiline=True), style="red"))
+        if not error:
+            tabs.hide_tab("tab-error")
+            return
+        tabs.show_tab("tab-error")
+        if not had:
+            tabs.active = "tab-error"
+        box = self.query_one("#error-box", VerticalScroll)
+        box.call_after_refresh(box.scroll_end, animate=False)  # a traceback's reason is last
 
     def _fill(self, table_id: str, rows: Sequence[tuple[str, ...]]) -> None:
         if self._shown.get(table_id) == rows:

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import VerticalScroll
+from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Markdown
+from textual.widgets import Markdown, Static
 
 INTRO = """\
 # FINO Lab dashboard
@@ -36,39 +39,81 @@ plot of each complete trial's value and the best so far. `[` and `]` switch betw
 """
 
 
-def bindings_table(title: str, bindings: list[Binding]) -> str:
-    rows = [f"## {title}", "", "| key | action |", "|---|---|"]
+# Listed under "Everywhere" (or not at all: the arrows move the table's cursor) rather than
+# under each screen that repeats them.
+NOT_PER_SCREEN = ("app.request_quit", "app.switch_mode", "move_cursor")
+KEY_NAMES = {"left_square_bracket": "[", "right_square_bracket": "]", "slash": "/",
+             "question_mark": "?", "escape": "esc", "delete": "del", "ctrl+t": "^t",
+             "ctrl+q": "^q", "ctrl+p": "^p", "f1": "F1", "f2": "F2", "f3": "F3"}
+Rows = list[tuple[str, str]]
+
+
+def key_label(keys: str) -> str:
+    return " ".join(KEY_NAMES.get(k, k) for k in keys.split(","))
+
+
+def key_rows(bindings: list[Binding], seen: dict[str, str], fold: bool = True) -> Rows:
+    """(keys, what they do) per binding; those listed before (`seen`: action -> keys) are
+    left out, or with `fold` gathered in a last row 'KEYS: as above'."""
+    rows, repeated = [], []
     for binding in bindings:
-        keys = ", ".join(_key_name(k) for k in binding.key.split(","))
-        rows.append(f"| `{keys}` | {binding.description or binding.action} |")
-    return "\n".join(rows) + "\n"
+        if binding.action.startswith(NOT_PER_SCREEN):
+            continue
+        keys = key_label(binding.key)
+        if seen.get(binding.action) == keys:
+            repeated.append(keys)
+            continue
+        seen[binding.action] = keys
+        rows.append((keys, binding.tooltip or binding.description or binding.action))
+    if repeated and fold:
+        rows.append(("", f"{' '.join(repeated)}: as above"))
+    return rows
 
 
-def _key_name(key: str) -> str:
-    return {"left_square_bracket": "[", "right_square_bracket": "]", "slash": "/",
-            "question_mark": "?", "space": "space"}.get(key, key)
+def keys_table(groups: list[tuple[str, Rows]]) -> Group:
+    """Titled groups of keys, one per line, the keys of all groups in one column."""
+    width = max((len(keys) for _, rows in groups for keys, _ in rows), default=1)
+    parts: list[Text | Table] = []
+    for title, rows in groups:
+        parts.append(Text(title, style="bold underline"))
+        table = Table.grid(padding=(0, 1), expand=True)
+        table.add_column(no_wrap=True, style="bold", width=width)
+        table.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
+        for keys, what in rows:
+            table.add_row(keys, what)
+        parts.append(table)
+    return Group(*parts)
 
 
 class HelpScreen(ModalScreen[None]):
-    """Escape or ? closes it."""
+    """Escape or ? closes it. The keys fill one screen at 80x24; the text below scrolls."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,question_mark,q", "dismiss", "Close")]
 
     def compose(self) -> ComposeResult:
         from fino_tui.app import FinoApp
         from fino_tui.screens.detail import RunDetailScreen
+        from fino_tui.screens.run_actions import RUN_ACTION_BINDINGS
         from fino_tui.screens.runs import RunsScreen
         from fino_tui.screens.tuning import TuningScreen
 
-        text = "\n".join([
-            INTRO,
-            bindings_table("Runs screen", _as_bindings(RunsScreen.BINDINGS)),
-            bindings_table("Run detail screen", _as_bindings(RunDetailScreen.BINDINGS)),
-            bindings_table("Tuning screen", _as_bindings(TuningScreen.BINDINGS)),
-            bindings_table("Everywhere", _as_bindings(FinoApp.BINDINGS)),
-        ])
+        seen: dict[str, str] = {}
+        actions = key_rows(RUN_ACTION_BINDINGS, seen)
+        runs = key_rows(_as_bindings(RunsScreen.BINDINGS), seen, fold=False)
+        everywhere = [(key_label(b.key), b.tooltip or b.description)
+                      for b in _as_bindings(FinoApp.BINDINGS)]
+        left = [("Runs table", runs)]
+        right = [("Selected runs (else the cursor's)", actions),
+                 ("Run detail", key_rows(_as_bindings(RunDetailScreen.BINDINGS), seen)),
+                 ("Tuning", key_rows(_as_bindings(TuningScreen.BINDINGS), seen)),
+                 ("Everywhere", [*everywhere, ("^p", "command palette: every action")])]
         with VerticalScroll(classes="help-box"):
-            yield Markdown(text)
+            yield Static(Text.assemble(("Keys", "bold"), "  esc closes · scroll down for what "
+                                       "each screen shows", style="dim"), classes="help-title")
+            with Horizontal(classes="help-keys"):
+                yield Static(keys_table(left), classes="help-column")
+                yield Static(keys_table(right), classes="help-column")
+            yield Markdown(INTRO)
 
 
 def _as_bindings(items: list) -> list[Binding]:

@@ -28,6 +28,7 @@ FIELDS = (
     ("seeds", "seeds", "0-4, 0,2,5 or 3"),
     ("overrides", "overrides", "train.offline_steps=1000 agent.alpha=300"),
     ("tags", "tags", "sweep paper"),
+    ("name", "name", "default: task[-profile]-algo-sSEED"),
     ("priority", "priority", "higher runs first"),
     ("backend", "backend", "auto, ogbench, minari or gymnasium"),
     ("dataset", "dataset", "gymnasium backend: FILE.npz or a Minari id"),

@@ -16,6 +16,7 @@ from textual.containers import Grid, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Select, Static
 
+from fino.store.text import printable
 from fino_tui import actions
 from fino_tui.actions import ActionError, id_spec
 from fino_tui.polling import reason_of
@@ -25,12 +26,13 @@ if TYPE_CHECKING:
     from fino_tui.app import FinoApp
 
 RUN_ACTION_BINDINGS = [
-    Binding("c", "cancel_runs", "Cancel"),
-    Binding("r", "retry_runs", "Retry", show=False),
-    Binding("x,delete", "remove_runs", "Remove", show=False),
-    Binding("t", "tag_runs", "Tag", show=False),
-    Binding("e", "export_runs", "Export", show=False),
-    Binding("p", "png_plot", "PNG", show=False),
+    Binding("c", "cancel_runs", "Cancel", tooltip="cancel: stop or unqueue"),
+    Binding("r", "retry_runs", "Retry", show=False, tooltip="retry: back to the queue"),
+    Binding("x,delete", "remove_runs", "Remove", show=False,
+            tooltip="remove, metrics included"),
+    Binding("t", "tag_runs", "Tag", show=False, tooltip="add or remove tags"),
+    Binding("e", "export_runs", "Export", show=False, tooltip="export metrics to a file"),
+    Binding("p", "png_plot", "PNG", show=False, tooltip="write the plot as a PNG"),
 ]
 # For the command palette: (title, help, action).
 RUN_ACTION_COMMANDS = (
@@ -48,14 +50,15 @@ class ExportScreen(ModalScreen[tuple[str, Path, list[str]] | None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss(None)", "Cancel")]
 
-    def __init__(self, run_ids: list[int]) -> None:
+    def __init__(self, run_ids: list[int], what: str = "") -> None:
         super().__init__(classes="dialog")
         self.run_ids = run_ids
+        self.what = what or f"run(s) {id_spec(run_ids)}"
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="box form"):
-            yield Static(f"Export the metrics of run(s) {id_spec(self.run_ids)}",
-                         classes="question", markup=False)
+            yield Static(f"Export the metrics of {self.what}", classes="question",
+                         markup=False)
             with Grid(classes="fields"):
                 yield Label("format")
                 yield Select([(f, f) for f in ("csv", "json", "parquet")], value="csv",
@@ -97,6 +100,17 @@ class RunActions:
     def targets(self) -> list[int]:
         raise NotImplementedError
 
+    def target_names(self) -> tuple[dict[int, str], bool]:
+        """({run id: name} of the runs this screen shows, whether `targets` is a selection
+        the user made) for the dialogs to name the runs they act on."""
+        return {}, False
+
+    def which(self, ids: list[int]) -> str:
+        """The runs an action is about, named: 'run 9 (NAME)' or 'the 3 selected runs:' and a
+        line per run."""
+        names, selection = self.target_names()
+        return named_runs(ids, names, selection)
+
     def _targets_or_say(self) -> list[int]:
         ids = self.targets()
         if not ids:
@@ -107,8 +121,8 @@ class RunActions:
         if ids := self._targets_or_say():
             store = self.app.store
             self.app.push_screen(ConfirmScreen(
-                f"Cancel run(s) {id_spec(ids)}? Queued runs are cancelled at once; running "
-                "ones are stopped by their worker (metrics and checkpoint stay).",
+                f"Cancel {self.which(ids)}\nQueued runs are cancelled at once; running ones "
+                "are stopped by their worker (metrics and checkpoint stay).",
                 yes="Cancel runs"),
                 lambda yes: yes and self.act("cancel", lambda: actions.cancel(store, ids)))
 
@@ -121,8 +135,8 @@ class RunActions:
         if ids := self._targets_or_say():
             store = self.app.store
             self.app.push_screen(ConfirmScreen(
-                f"Remove run(s) {id_spec(ids)} with their metrics and events? Their folders "
-                "on disk stay.", yes="Remove"),
+                f"Remove {self.which(ids)}\nwith their metrics and events? Their folders on "
+                "disk stay.", yes="Remove"),
                 lambda yes: yes and self.act("remove", lambda: actions.remove(store, ids)))
 
     def action_tag_runs(self) -> None:
@@ -141,7 +155,7 @@ class RunActions:
                 add, drop = actions.parse_tag_changes(spec)
                 self.act("tags", lambda: actions.change_tags(store, ids, add, drop))
 
-        self.app.push_screen(PromptScreen(f"Tags of run(s) {id_spec(ids)}: +tag adds, -tag "
+        self.app.push_screen(PromptScreen(f"Tags of {self.which(ids)}\n+tag adds, -tag "
                                           "removes", placeholder="+paper -draft", check=check),
                              done)
 
@@ -156,7 +170,7 @@ class RunActions:
                 self.act("export", lambda: "wrote " + str(
                     actions.export_metrics(url, ids, path, fmt, keys).resolve()))
 
-        self.app.push_screen(ExportScreen(ids), done)
+        self.app.push_screen(ExportScreen(ids, self.which(ids)), done)
 
     def action_png_plot(self) -> None:
         if not (ids := self._targets_or_say()):
@@ -186,3 +200,19 @@ class RunActions:
         else:
             self.app.call_from_thread(self.notify, message, markup=False, timeout=6)
         self.wake()
+
+
+NAMED_MAX = 6  # runs named one per line in a dialog; the rest are counted
+
+
+def named_runs(ids: list[int], names: dict[int, str], selection: bool) -> str:
+    """'run 9 (NAME)', or 'the 3 selected runs:' (or 'runs 3-5:') and '#ID NAME' lines."""
+    if len(ids) == 1 and not selection:
+        name = names.get(ids[0])
+        return f"run {ids[0]}" + (f" ({printable(name)})" if name else "")
+    head = (f"the {len(ids)} selected run{'s' * (len(ids) > 1)}" if selection
+            else f"runs {id_spec(ids)}")
+    lines = [f"  #{i} {printable(names.get(i, ''))}".rstrip() for i in ids[:NAMED_MAX]]
+    if len(ids) > NAMED_MAX:
+        lines.append(f"  … and {len(ids) - NAMED_MAX} more ({id_spec(ids)})")
+    return "\n".join([f"{head}:", *lines])

@@ -3,6 +3,7 @@ selected runs, or of the run under the cursor. Polls the store in a thread."""
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
@@ -13,6 +14,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Grid, Vertical
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
+from fino_tui import fmt
 from fino_tui.curves import Panel, make_panels, series_keys
 from fino_tui.polling import PollingScreen
 from fino_tui.queries import (
@@ -70,22 +72,34 @@ class RunsScreen(RunActions, PollingScreen[RunsData]):
     """Runs table and plots (the tuning view is the other app mode)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter", "open_detail", "Detail", show=False),
-        Binding("space", "toggle_select", "Select"),
-        Binding("k", "choose_key", "Key"),
-        Binding("g", "toggle_group", "Seeds"),
-        Binding("n", "queue_new", "New"),
+        Binding("enter", "open_detail", "Detail", show=False, tooltip="the run's detail"),
+        Binding("space", "toggle_select", "Select", tooltip="select or unselect the run"),
+        Binding("k", "choose_key", "Key", tooltip="choose the plotted metric"),
+        Binding("g", "toggle_group", "Seeds", show=False,
+                tooltip="seed groups: mean and 95% CI"),
+        Binding("n", "queue_new", "New", tooltip="queue new runs (a form)"),
         *RUN_ACTION_BINDINGS,
-        Binding("w", "worker", "Worker", show=False),
-        Binding("A", "select_page", "Select page", show=False),
-        Binding("G", "select_seeds", "Select seeds", show=False),
-        Binding("escape", "clear_selection", "Clear selection", show=False),
-        Binding("slash", "focus_search", "Search", show=False),
-        Binding("s", "sort(1)", "Sort", show=False),
-        Binding("S", "sort(0)", "Reverse sort", show=False),
-        Binding("right_square_bracket", "page(1)", "Next page", show=False),
-        Binding("left_square_bracket", "page(-1)", "Previous page", show=False),
-        Binding("v", "cycle_view", "View", show=False),
+        Binding("w", "worker", "Worker", show=False, tooltip="start or stop a local worker"),
+        Binding("A", "select_page", "Select page", show=False,
+                tooltip="select (unselect) the page"),
+        Binding("G", "select_seeds", "Select seeds", show=False,
+                tooltip="select the run's seeds"),
+        Binding("escape", "clear_selection", "Clear selection", show=False,
+                tooltip="clear the selection"),
+        Binding("slash", "focus_search", "Search", show=False,
+                tooltip="search names, tasks, tags"),
+        Binding("s", "sort(1)", "Sort", show=False, tooltip="sort by the next column"),
+        Binding("S", "sort(0)", "Reverse sort", show=False, tooltip="reverse the order"),
+        Binding("right_square_bracket", "page(1)", "Next page", show=False,
+                tooltip="next page"),
+        Binding("left_square_bracket", "page(-1)", "Previous page", show=False,
+                tooltip="previous page"),
+        Binding("v", "cycle_view", "View", tooltip="table+plots, table, plots"),
+        Binding("f3", "app.switch_mode('tuning')", "Tuning"),
+        # Wherever the focus is (the search field, or nothing in the plots-only view), the
+        # arrows move the table's cursor; the table itself handles them first when focused.
+        Binding("down", "move_cursor(1)", "Next run", show=False),
+        Binding("up", "move_cursor(-1)", "Previous run", show=False),
         Binding("q", "app.request_quit", "Quit", show=False),
     ]
 
@@ -99,6 +113,7 @@ class RunsScreen(RunActions, PollingScreen[RunsData]):
         self.view_mode = VIEWS[0]
         self.logged: tuple[str, ...] = ()
         self.total: int | None = None
+        self.busy: frozenset[tuple[str, int]] = frozenset()  # workers at work, by heartbeats
         self.view = RunsView(self.request, (), (DEFAULT_KEY,), False)
         self.cache = SeriesCache()  # the polling thread's own
 
@@ -111,7 +126,7 @@ class RunsScreen(RunActions, PollingScreen[RunsData]):
                 for index in range(4):
                     yield MetricPlot(id=f"plot-{index}", classes="panel")
         yield Static(id="status-line")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         # (PollingScreen.on_mount runs too: Textual calls the handler of every base class.)
@@ -136,6 +151,7 @@ class RunsScreen(RunActions, PollingScreen[RunsData]):
 
     def show(self, data: RunsData) -> None:
         self.total = data.page.total
+        self.busy = data.page.workers
         vanished = set(data.view.plot_ids) - set(data.plotted)
         if vanished & self.selected:  # removed by someone else
             self.selected -= vanished
@@ -205,7 +221,9 @@ class RunsScreen(RunActions, PollingScreen[RunsData]):
         if self.selected:
             text.append(f" · {len(self.selected)} selected", style="bold")
         text.append(f" · {self.plot_key}{' (seed groups)' if self.grouped else ''}")
-        text.append(f" · worker {self.app.local_worker.state()}")
+        local = self.app.local_worker
+        here = (socket.gethostname(), local.pid) if local.pid is not None else None
+        text.append(f" · {fmt.workers(local.state(), here, self.busy)}")
         if self.last_ok and not self.failure:
             text.append(f" · {self.last_ok.astimezone():%H:%M:%S}", style="dim")
         self.query_one("#status-line", Static).update(text)
@@ -245,6 +263,9 @@ class RunsScreen(RunActions, PollingScreen[RunsData]):
         run = self.table.cursor_run
         return sorted(self.selected) or ([run] if run is not None else [])
 
+    def target_names(self) -> tuple[dict[int, str], bool]:
+        return {i: r.name for i, r in self.table.rows_by_id.items()}, bool(self.selected)
+
     def action_open_detail(self) -> None:
         from fino_tui.screens.detail import RunDetailScreen
 
@@ -268,7 +289,7 @@ class RunsScreen(RunActions, PollingScreen[RunsData]):
 
     def action_clear_selection(self) -> None:
         if self.focused is not None and self.focused.parent is self.query_one(FilterBar):
-            self.table.focus()  # escape leaves the filters first
+            self._focus_table()  # escape leaves the filters first
             return
         if self.selected:
             self.selected = set()
@@ -328,6 +349,29 @@ class RunsScreen(RunActions, PollingScreen[RunsData]):
     def action_cycle_view(self) -> None:
         self.view_mode = VIEWS[(VIEWS.index(self.view_mode) + 1) % len(VIEWS)]
         self._layout()
+        self._focus_table()
+
+    def _focus_table(self) -> None:
+        """The table has the focus while it is shown; in the plots-only view nothing does, so
+        that keys reach the screen's bindings rather than a filter field."""
+        if self.view_mode == "plots":
+            self.set_focus(None)
+        else:
+            self.table.focus()
+
+    def on_screen_resume(self) -> None:
+        # (PollingScreen's handler runs too.) Back from a dialog or another screen: the focus
+        # returns to the table unless it was in the filter bar.
+        focused = self.focused
+        if focused is None or not focused.display or \
+                focused.parent is not self.query_one(FilterBar):
+            self._focus_table()
+
+    def action_move_cursor(self, by: int) -> None:
+        if by > 0:
+            self.table.action_cursor_down()
+        else:
+            self.table.action_cursor_up()
 
     def action_queue_new(self) -> None:
         from fino_tui.screens.queue_form import QueueFormScreen

@@ -8,11 +8,13 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from rich.text import Text
+from sqlalchemy.exc import SQLAlchemyError
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import DataTable, Footer, Header, Static
 
+from fino.cli.common import STATUS_STYLE
 from fino.store.text import printable
 from fino.tune.summary import (
     StudySnapshot,
@@ -20,13 +22,15 @@ from fino.tune.summary import (
     open_readonly,
     snapshot,
     study_names,
+    study_run_status,
 )
 from fino_tui.curves import Curve
 from fino_tui.polling import PollingScreen
 from fino_tui.widgets.metric_plot import MetricPlot
 
-STATE_STYLE = {"complete": "green", "running": "cyan", "pruned": "yellow", "fail": "red",
-               "waiting": "dim"}
+# Optuna's states; a trial in flight shows its runs' (queued, running, parked, failed, ...).
+STATE_STYLE = {**STATUS_STYLE, "complete": "green", "running": "cyan", "pruned": "yellow",
+               "fail": "red", "waiting": "dim", "parked": "magenta"}
 
 
 @dataclass(frozen=True)
@@ -41,8 +45,10 @@ class TuningScreen(PollingScreen[TuningData]):
     """One study at a time (`[`/`]` switch between studies, newest shown first)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("right_square_bracket", "study(1)", "Next study"),
-        Binding("left_square_bracket", "study(-1)", "Previous study"),
+        Binding("right_square_bracket", "study(1)", "Next study", tooltip="next study"),
+        Binding("left_square_bracket", "study(-1)", "Previous study",
+                tooltip="previous study"),
+        Binding("f2", "app.switch_mode('runs')", "Runs", tooltip="the runs view"),
         Binding("q", "app.request_quit", "Quit", show=False),
     ]
 
@@ -60,7 +66,7 @@ class TuningScreen(PollingScreen[TuningData]):
         with Vertical(id="tune-main"):
             yield DataTable(id="trials", cursor_type="row", zebra_stripes=True)
             yield MetricPlot(id="tune-history", classes="panel")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#trials", DataTable).focus()
@@ -75,7 +81,11 @@ class TuningScreen(PollingScreen[TuningData]):
             if not names:
                 return TuningData((), None, "no study yet: `fino tune --task TASK` starts one")
             name = self.requested if self.requested in names else names[-1]
-            return TuningData(names, snapshot(self._storage, name))
+            try:  # where the trials' runs are: queued, running, cancelled, ...
+                statuses: dict[int, str] | None = study_run_status(self.app.store, name)
+            except SQLAlchemyError:
+                statuses = None  # Optuna's states stand in until the store answers again
+            return TuningData(names, snapshot(self._storage, name, statuses))
         except Exception as exc:  # a missing or unreadable storage is shown, not raised
             self._storage = None
             return TuningData((), None, " ".join(str(exc).split())[:300], failed=True)
@@ -143,7 +153,8 @@ class TuningScreen(PollingScreen[TuningData]):
             report = (f"{t.last_report[1]:.1f} @ {t.last_report[0]:,}"
                       if t.last_report is not None else "-")
             table.add_row(
-                Text(str(t.number), style=style), Text(t.state, style=STATE_STYLE[t.state]),
+                Text(str(t.number), style=style),
+                Text(printable(t.state), style=STATE_STYLE.get(t.state, "")),
                 Text("-" if t.value is None else f"{t.value:.2f}", style=style),
                 *(Text(printable(format_value(t.params[p]))) if p in t.params else "-"
                   for p in params),

@@ -20,6 +20,7 @@ from textual_plot import HiResMode, PlotWidget
 from fino.store.queries import downsample
 from fino.store.text import printable
 from fino_tui.curves import Curve
+from fino_tui.widgets.ticks import TickLabels, nice_ticks, tick_labels
 
 # Matplotlib's tab10 on light backgrounds; the same hues lightened on dark ones.
 LIGHT_PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
@@ -29,6 +30,9 @@ DARK_PALETTE = ("#5fb0f0", "#ffa94d", "#69db7c", "#ff6b6b", "#c39bf0", "#d4a373"
 NEUTRAL = "grey50"
 MIN_REDRAW_S = 0.25  # at most four redraws a second
 MARKERS_BELOW = 40  # points per curve under which each point is marked (evaluations)
+ROWS_PER_TICK = 3  # y labels at least a blank row apart, whatever the rounding to rows
+COLUMNS_PER_TICK = 10  # x labels: up to 8 characters and a gap
+MARGIN_MAX = 12  # the y labels' margin at most
 
 
 def color_of(curve: Curve, dark: bool = True) -> str:
@@ -45,7 +49,7 @@ class MetricPlot(Vertical):
 
     DEFAULT_CSS = """
     MetricPlot { height: 1fr; min-height: 6; }
-    MetricPlot > .legend { height: auto; max-height: 2; padding: 0 1; }
+    MetricPlot > .legend { height: 1; padding: 0 1; }
     MetricPlot > _Canvas { height: 1fr; }
     MetricPlot > _Canvas > .plot--axis { color: $foreground 45%; }
     MetricPlot > _Canvas > .plot--tick { color: $foreground 75%; text-style: none; }
@@ -66,6 +70,8 @@ class MetricPlot(Vertical):
     def on_mount(self) -> None:
         canvas = self.query_one(_Canvas)
         canvas.margin_top, canvas.margin_bottom, canvas.margin_left = 0, 2, 8
+        canvas.set_x_formatter(TickLabels())
+        canvas.set_y_formatter(TickLabels())
         self.app.theme_changed_signal.subscribe(self, lambda _theme: self._schedule())
 
     def set_data(self, key: str, curves: Sequence[Curve], note: str = "") -> None:
@@ -114,29 +120,53 @@ class MetricPlot(Vertical):
     def _set_limits(self, canvas: PlotWidget) -> None:
         """Limits a little wider than the data, so that points on the edge (the best value, the
         first step) are drawn inside; a flat line (a constant noise scale, one evaluation) gets
-        a visible range."""
+        a visible range. Ticks within the data, as many as have room (`nice_ticks`); the left
+        margin as wide as the longest label."""
         values = [v for c in self.curves for v in (c.values, c.lower, c.upper) if v is not None]
         finite = np.concatenate([v[np.isfinite(v)] for v in values]) if values else np.array([])
         steps = np.concatenate([c.steps for c in self.curves]) if self.curves else np.array([])
         if not len(finite) or not len(steps):
             canvas.set_ylimits(None, None)
             canvas.set_xlimits(None, None)
+            canvas.set_yticks([])  # no numbers on an empty plot
+            canvas.set_xticks([])
             return
-        canvas.set_ylimits(*_padded(float(finite.min()), float(finite.max())))
-        canvas.set_xlimits(*_padded(float(steps.min()), float(steps.max())))
+        lo, hi = float(finite.min()), float(finite.max())
+        first, last = float(steps.min()), float(steps.max())
+        rows = canvas.size.height - canvas.margin_top - canvas.margin_bottom
+        y_ticks = nice_ticks(lo, hi, 1 + int(max(0, rows - 1) / ROWS_PER_TICK))
+        canvas.margin_left = min(MARGIN_MAX, 2 + max(map(len, tick_labels(y_ticks)),
+                                                     default=4))
+        columns = canvas.size.width - canvas.margin_left
+        canvas.set_yticks(y_ticks)
+        canvas.set_xticks(nice_ticks(first, last, 1 + max(0, columns) // COLUMNS_PER_TICK,
+                                     integer=True))
+        canvas.set_ylimits(*_padded(lo, hi))
+        canvas.set_xlimits(*_padded(first, last))
 
     def _legend(self) -> Text:
-        text = Text(printable(self.key or "-"), style="bold")
-        for curve in self.curves:
+        """One line whatever the width (plots side by side stay aligned): each curve's label
+        gets an equal share of the width, cut with an ellipsis."""
+        text = Text(printable(self.key or "-"), style="bold", no_wrap=True, overflow="ellipsis")
+        labels = [printable(c.label) + (" ±95% CI" if c.lower is not None else "")
+                  for c in self.curves]
+        share = label_share(self.size.width - 2 - len(text), len(labels))
+        for curve, label in zip(self.curves, labels, strict=True):
             text.append("  ")
             text.append("• " if curve.marks == "points" else "━ ",
                         style=color_of(curve, self.app.current_theme.dark))
-            text.append(printable(curve.label) + (" ±95% CI" if curve.lower is not None else ""))
+            text.append(label if len(label) <= share else label[:share - 1] + "…")
         if self.note:
             text.append(f"  {printable(self.note)}", style="italic")
         elif not self.curves:
             text.append("  no data yet", style="italic")
         return text
+
+
+def label_share(width: int, count: int, least: int = 6) -> int:
+    """Characters each of `count` legend labels may take in `width` (4 of each share go to
+    the gap and the line sample), at least `least`."""
+    return max(least, width // max(1, count) - 4)
 
 
 def _padded(lo: float, hi: float, share: float = 0.04) -> tuple[float, float]:

@@ -15,7 +15,8 @@ from fino.store.text import printable
 from fino_tui import fmt
 from fino_tui.queries import RunRow
 
-MARK = "●"
+MARK = Text("●", style="bold magenta")
+SELECTED_STYLE = "bold magenta"  # every cell of a selected row: what the actions act on
 
 
 @dataclass(frozen=True)
@@ -31,9 +32,9 @@ class Column:
 
 COLUMNS = (
     Column("id", "id", 5, 0, lambda r: str(r.id), order_by="id"),
-    Column("name", "name", 18, 0, lambda r: r.name, "left", "name"),
+    Column("name", "name", 22, 0, lambda r: r.name, "left", "name"),  # cube-single-t1-fino-s0
     Column("task", "task", 18, 8, lambda r: r.task, "left", "task"),
-    Column("algo", "algo", 4, 7, lambda r: r.algo, "left", "algo"),
+    Column("algo", "algo", 4, 0, lambda r: r.algo, "left", "algo"),
     Column("seed", "seed", 4, 7, lambda r: str(r.seed), order_by="seed"),
     Column("status", "status", 9, 0, lambda r: fmt.status(r.status, r.cancel_requested),
            "left", "status"),
@@ -47,21 +48,39 @@ COLUMNS = (
     Column("eta", "ETA", 7, 2, lambda r: fmt.fmt_duration(r.eta_s)),
 )
 NAME_MAX = 40
+NAME_MIN = 12  # the name's width when even the columns that always show barely fit
 PADDING = 2  # DataTable's cell padding, one each side
 
 
 def fitting(width: int) -> tuple[list[Column], int]:
-    """(the columns that fit in `width` cells, in display order; the name column's width)."""
+    """(the columns that fit in `width` cells, in display order; the name column's width).
+
+    The columns of rank 0 (id, name, algo, status) show whenever they fit at all; the others
+    join by rank while the name keeps its full width, and what is left widens the name."""
     chosen: set[str] = {"mark"}
     used = 1 + PADDING
+    room_for_name = COLUMNS[1].width - NAME_MIN
     for column in sorted(COLUMNS, key=lambda c: c.rank):
-        need = column.width + PADDING
-        if used + need <= width:
-            chosen.add(column.key)
-            used += need
+        need = (NAME_MIN if column.key == "name" else column.width) + PADDING
+        if column.rank == 0:
+            if used + need <= width:
+                chosen.add(column.key)
+                used += need
+            continue
+        if used + need + room_for_name > width:
+            break
+        chosen.add(column.key)
+        used += need
     columns = [c for c in COLUMNS if c.key in chosen]
-    name = min(NAME_MAX, COLUMNS[1].width + max(0, width - used))
-    return columns, name
+    return columns, min(NAME_MAX, NAME_MIN + max(0, width - used))
+
+
+def middle_cut(text: str, width: int) -> str:
+    """`text` in `width` characters: its start and its end around an ellipsis."""
+    if len(text) <= width:
+        return text
+    head = max(1, (width - 1) // 3)
+    return text[:head] + "…" + text[len(text) - (width - 1 - head):]
 
 
 class RunTable(DataTable[str | Text]):
@@ -87,7 +106,8 @@ class RunTable(DataTable[str | Text]):
 
     def show(self, rows: Sequence[RunRow], selected: set[int]) -> None:
         """Display these rows; cells are updated in place when the same runs are shown."""
-        self.selected = selected
+        reselected = self.selected ^ selected
+        self.selected = set(selected)  # a copy: the screen changes its own set in place
         before = self.rows_by_id
         self.rows_by_id = {r.id: r for r in rows}
         ids = [r.id for r in rows]
@@ -96,7 +116,7 @@ class RunTable(DataTable[str | Text]):
             return
         if ids == self.order:
             for row in rows:
-                if before.get(row.id) == row:
+                if before.get(row.id) == row and row.id not in reselected:
                     continue
                 for column in self._all_columns():
                     self.update_cell(str(row.id), column[0], self._cell(row, column))
@@ -110,9 +130,14 @@ class RunTable(DataTable[str | Text]):
             self.move_cursor(row=ids.index(keep), animate=False)
 
     def set_selected(self, selected: set[int]) -> None:
-        self.selected = selected
+        """Mark and colour the selected rows (the rows whose selection changed are redrawn)."""
+        changed = self.selected ^ selected
+        self.selected = set(selected)
         for run_id in self.order:
-            self.update_cell(str(run_id), "mark", MARK if run_id in selected else "")
+            if run_id in changed:
+                row = self.rows_by_id[run_id]
+                for column in self._all_columns():
+                    self.update_cell(str(run_id), column[0], self._cell(row, column))
 
     def on_resize(self) -> None:
         columns, name = fitting(self.size.width - 2)  # room for the vertical scrollbar
@@ -138,14 +163,19 @@ class RunTable(DataTable[str | Text]):
 
     def _cell(self, row: RunRow, column: tuple[str, Column | None]) -> str | Text:
         key, spec = column
+        selected = row.id in self.selected
         if spec is None:
-            return MARK if row.id in self.selected else ""
+            return MARK if selected else ""
         value = spec.cell(row)
         width = self._name_width if key == "name" else spec.width
-        text = value if isinstance(value, Text) else Text(printable(value))
+        if key == "name":  # its end tells runs apart (...-quick-fino-s0): cut in the middle
+            value = middle_cut(printable(value), width)
+        text = value.copy() if isinstance(value, Text) else Text(printable(value))
         if spec.justify == "right":
             text.justify = "right"
         text.truncate(width, overflow="ellipsis")
+        if selected:
+            text.stylize(SELECTED_STYLE)
         return text
 
     def column_spec(self, key: str) -> Column | None:

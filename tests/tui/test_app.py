@@ -329,5 +329,6 @@ def test_fino_tui_refuses_a_missing_database_file(tmp_path: Path,
 
     with pytest.raises(SystemExit) as exit_:
         main(["--db", str(tmp_path / "typo.db")])
-    assert "no database at" in str(exit_.value.code)
+    assert exit_.value.code == 1
+    assert "error: no database at" in capsys.readouterr().err
     assert not (tmp_path / "typo.db").exists()

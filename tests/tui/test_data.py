@@ -29,7 +29,7 @@ from fino_tui.queries import (
     tail,
 )
 from fino_tui.widgets.metric_plot import thin
-from fino_tui.widgets.run_table import fitting
+from fino_tui.widgets.run_table import fitting, middle_cut
 from tests.inspect_fixtures import T0, Seeded
 from tests.tui.conftest import NOW
 
@@ -97,6 +97,20 @@ def test_panels_say_why_they_are_empty(seeded: Seeded) -> None:
     panels = make_panels(runs, {}, ["policy/beta"], False, ["eval/score", "policy/entropy"])
     assert panels["policy/beta"].note == "not logged by these runs"
     assert make_panels([], {}, ["eval/score"], False, [])["eval/score"].note.startswith("no run")
+    # A run still at work may log the key later: it is not logged *yet*.
+    with_running = runs_by_id(seeded.store, [seeded.fql[0], seeded.running])
+    panels = make_panels(with_running, {}, ["critic/loss"], False, ["eval/score"])
+    assert panels["critic/loss"].note == "not logged yet"
+
+
+def test_curve_labels_leave_out_what_the_run_names_share(seeded: Seeded) -> None:
+    runs = runs_by_id(seeded.store, [seeded.fino[0], seeded.fql[0]])
+    data = {(r.id, "eval/score"): (np.array([0, 1]), np.array([1.0, 2.0])) for r in runs}
+    curves = make_panels(runs, data, ["eval/score"], False, ["eval/score"])["eval/score"].curves
+    assert [c.label for c in curves] == [f"#{seeded.fino[0]} fino-s0",
+                                         f"#{seeded.fql[0]} fql-s0"]
+    alone = make_panels(runs[:1], data, ["eval/score"], False, ["eval/score"])["eval/score"]
+    assert alone.curves[0].label == f"#{seeded.fino[0]} cube-single-fino-s0"
 
 
 def test_page_rows_carry_progress_eta_and_elapsed(seeded: Seeded) -> None:
@@ -105,18 +119,45 @@ def test_page_rows_carry_progress_eta_and_elapsed(seeded: Seeded) -> None:
     running = page.rows[2]
     assert running.progress == Progress(1200, 2000, True)
     assert running.elapsed_s == (NOW - (T0 + timedelta(minutes=80))).total_seconds()
-    assert running.eta_s == pytest.approx(running.elapsed_s * 800 / 1200)
-    assert eta("running", Progress(500, 2000, False), 100.0, 10.0) == 15.0  # measured rate
-    assert eta("done", Progress(2000, 2000, True), 100.0, 10.0) is None
+    assert running.eta_s is None  # no update rate logged yet: no guess from the elapsed time
+    # Its log intervals: the first slowed by compilation, one by an evaluation; the last
+    # evaluation took 3 s, and two are left (steps 1500 and 2000).
+    rates = [5.0, 100.0, 110.0, 100.0, 10.0, 90.0, 100.0]
+    with seeded.store.write() as session:
+        session.execute(insert(Metric), [
+            *({"run_id": seeded.running, "step": 150 * (i + 1), "key": "time/updates_per_sec",
+               "value": rate, "wall_time": 0.0} for i, rate in enumerate(rates)),
+            {"run_id": seeded.running, "step": 1000, "key": "eval/seconds", "value": 3.0,
+             "wall_time": 0.0}])
+    running = read_page(seeded.store, PageRequest(limit=3), NOW).rows[2]
+    assert running.eta_s == pytest.approx(800 / 100.0 + 2 * 3.0)  # the median rate
+
+
+def test_eta_follows_the_recent_rate_not_one_slow_interval() -> None:
+    steady = [100.0] * 9
+    progress = Progress(500, 2000, False)
+    assert eta("running", progress, steady) == 15.0
+    # An interval that compiled or evaluated does not swing it; a lasting change does.
+    assert eta("running", progress, [*steady[:8], 5.0]) == 15.0
+    assert eta("running", progress, [50.0] * 5 + [100.0] * 4) == 30.0
+    assert eta("running", progress, steady, eval_seconds=10.0, eval_interval=500) == 45.0
+    assert eta("done", Progress(2000, 2000, True), steady) is None
+    assert eta("running", progress, []) is None
 
 
 def test_table_columns_fit_the_width() -> None:
     narrow, name = fitting(78)
-    assert [c.key for c in narrow] == ["id", "name", "status", "progress", "score", "elapsed",
+    assert [c.key for c in narrow] == ["id", "name", "algo", "status", "progress", "score",
                                        "eta"]
     assert sum(c.width + 2 for c in narrow) - narrow[1].width + name + 3 <= 78
+    assert name >= len("cube-single-t1-fino-s0")  # a default name whole at 80 columns
+    for width in (40, 60, 100, 140):
+        assert "algo" in [c.key for c in fitting(width)[0]]  # FINO and FQL told apart
     wide, _ = fitting(200)
     assert len(wide) == 13
+    # A long name keeps its end, where the profile, algorithm and seed are.
+    assert middle_cut("cube-single-t1-quick-fino-s0", 22) == "cube-si…-quick-fino-s0"
+    assert middle_cut("short", 22) == "short"
 
 
 def test_tags_change_in_one_transaction_with_events(seeded: Seeded) -> None:
