@@ -269,3 +269,20 @@ def test_workers_run_the_studys_trials_here_and_nothing_else(tmp_path, dataset, 
     study = optuna.load_study(study_name="resume",
                               storage=open_storage(str(tmp_path / "optuna.journal")))
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
+
+
+def test_trials_failing_in_a_row_stop_the_study_with_the_runs_error(tmp_path, dataset):
+    store = Store(f"sqlite:///{tmp_path / 'experiments.db'}")
+    orchestrator = _orchestrator(store, dataset, tmp_path, trials=10)
+    for _ in range(3):
+        progress = orchestrator.step()
+        assert orchestrator.gave_up is None and progress.queued == 1
+        [run_id] = [i for i in orchestrator.run_ids()
+                    if queue.get_run(store, i).status == "queued"]
+        claim = claim_next(store, host="h", pid=1, among=[run_id])
+        queue.transition(store, run_id, ("running",), "failed", token=claim.token,
+                         error="OGBench dataset cube-single-play-v0 not found")
+    progress = orchestrator.step()
+    assert orchestrator.gave_up.startswith("3 trials in a row failed")
+    assert "dataset cube-single-play-v0 not found" in orchestrator.gave_up
+    assert progress.failed == 3 and progress.queued == 0  # nothing asked after the third

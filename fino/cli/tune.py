@@ -160,6 +160,9 @@ def tune(
                   f"{shown(storage_label(optuna_storage))}, runs in {shown(store)}")
     progress = _run(orchestrator, name, trials, workers)
     console.print(_progress_table(name, trials, progress))
+    if orchestrator.gave_up:
+        orchestrator.park()
+        fail(orchestrator.gave_up)
     if not orchestrator.done(progress):
         _say_parked(orchestrator.park(), name)
         raise typer.Exit(130)

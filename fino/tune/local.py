@@ -32,6 +32,8 @@ class StudyWorker(Worker):
         self._next_check = time.monotonic() + self.orchestrator.poll_interval
         progress = self.orchestrator.step()
         self.only = self.orchestrator.run_ids()
+        if self.orchestrator.gave_up:
+            self.request_stop()
         if self.orchestrator.done(progress):
             # Only runs of pruned trials can be left: stop them as cancelled.
             self.request_stop(on_interrupt="cancel")

@@ -33,6 +33,7 @@ from fino.tune.space import Param, overrides_for
 from fino.tune.summary import trial_state
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+FAILURES_IN_A_ROW = 3  # trials failing one after another: a setup error, not bad luck
 WORKER_PATIENCE_S = 5.0  # a trial's run queued longer than this without a claim: say why
 HEARTBEAT_FRESH_S = 60.0  # a run heartbeating within this has a live worker (the expiry)
 NO_WORKER = ("no worker is serving the queue: start `fino worker` in another terminal, or "
@@ -137,6 +138,8 @@ class Orchestrator:
         self.poll_interval, self.on_update = poll_interval, on_update
         self.worker_patience = worker_patience
         self._stop = False
+        self.gave_up: str | None = None  # why the study stopped itself (failures in a row)
+        self._failures_in_a_row = 0
         self._unparked = False
         self._queued_since: dict[int, float] = {}  # run id -> when first seen waiting
         self.study = optuna.create_study(study_name=spec.name, storage=storage,
@@ -256,6 +259,7 @@ class Orchestrator:
             elif statuses & {"failed", "cancelled", "pruned"}:
                 queue.request_cancel(self.store, [r.id for r in trial_runs])
                 self.study.tell(frozen.number, state=TrialState.FAIL)
+                self._count_failure(frozen.number, trial_runs)
             else:
                 self._follow(frozen, trial_runs)
         for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)):
@@ -286,8 +290,22 @@ class Orchestrator:
                       and len(curves[r.id][1])]
             if len(finals) == len(ids):
                 self.study.tell(frozen.number, sum(finals) / len(finals))
+                self._failures_in_a_row = 0
             else:
                 self.study.tell(frozen.number, state=TrialState.FAIL)
+
+    def _count_failure(self, number: int, trial_runs: list[Run]) -> None:
+        """After FAILURES_IN_A_ROW failed trials without a success the study stops itself
+        (asking again would queue the same failure forever), naming the last run's error."""
+        self._failures_in_a_row += 1
+        if self._failures_in_a_row < FAILURES_IN_A_ROW:
+            return
+        failed = next((r for r in trial_runs if r.status == "failed"), trial_runs[0])
+        error = (failed.error or failed.status).strip().splitlines()[-1]
+        self.gave_up = (f"{self._failures_in_a_row} trials in a row failed (the last, trial "
+                        f"{number}: run {failed.id}: {error}); fix the cause and rerun the same "
+                        "command: the study continues")
+        self._stop = True
 
     def _prune(self, number: int, trial_runs: list[Run]) -> None:
         queue.request_cancel(self.store, [r.id for r in trial_runs])
