@@ -40,7 +40,8 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's test helpers
+from tests.queue_fixtures import alive, children, pendulum_npz
 
 SCENARIOS = ("kill-worker", "kill-child", "stall", "lock", "full-disk")
 HEARTBEAT, EXPIRY = "0.5", "10"
@@ -51,27 +52,6 @@ SETS = [f"train.offline_steps={OFFLINE}", f"train.online_steps={ONLINE}",
         "train.threads=1", "agent.actor_hidden_dims=[16]", "agent.value_hidden_dims=[16]",
         "agent.batch_size=16", "agent.entropy_samples=8", "agent.entropy_states=4",
         "task.options={max_episode_steps=20}"]
-
-
-def pendulum_npz(path: Path, n: int = 600) -> Path:
-    """A random-action Pendulum dataset (no MuJoCo; the runs take seconds)."""
-    import gymnasium
-
-    env = gymnasium.make("Pendulum-v1")
-    rng = np.random.default_rng(0)
-    keys = ("observations", "actions", "rewards", "next_observations", "terminals")
-    rows: dict[str, list] = {k: [] for k in keys}
-    obs, _ = env.reset(seed=0)
-    for _ in range(n):
-        action = rng.uniform(-2, 2, size=1).astype(np.float32)
-        nxt, reward, terminated, truncated, _ = env.step(action)
-        for key, value in zip(keys, (obs, action, reward, nxt, terminated or truncated),
-                              strict=True):
-            rows[key].append(value)
-        obs = nxt if not (terminated or truncated) else env.reset()[0]
-    np.savez(path, **{k: np.asarray(v, np.float32) for k, v in rows.items()},
-             masks=np.ones(n, np.float32))
-    return path
 
 
 # ---- processes and the store ----------------------------------------------------------------
@@ -152,27 +132,6 @@ def logged(url: str, run_id: int, at_least: int) -> Callable[[], bool]:
 
 def status_is(url: str, run_id: int, *wanted: str) -> Callable[[], bool]:
     return lambda: run_row(url, run_id).status in wanted
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] \
-            != "Z"
-    except OSError:
-        return False
 
 
 def claim_time(url: str, run_id: int, pid: int) -> float | None:

@@ -20,7 +20,14 @@ from fino.store.lease import Lease, LeaseWatch
 from fino.store.models import Event, Metric, Run, utcnow
 from fino.store.sink import DatabaseSink
 from fino.train.errors import RunDisowned
-from tests.queue_fixtures import pendulum_npz, queue_pendulum, start_worker, tiny_sets
+from tests.queue_fixtures import (
+    alive,
+    children,
+    pendulum_npz,
+    queue_pendulum,
+    start_worker,
+    tiny_sets,
+)
 
 
 @pytest.fixture
@@ -176,27 +183,6 @@ def test_expiry_must_leave_the_lease_room(store):
         Worker(store, executor=None, heartbeat_interval=5, expiry=25)  # type: ignore[arg-type]
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 def test_a_stalled_workers_run_has_one_writer_at_any_time(store, tmp_path, dataset):
     """SIGSTOP worker A past its expiry: A's child stops itself within the lease, before worker
     B reaps and reclaims the run; B resumes from A's last checkpoint and finishes; A, continued,
@@ -208,17 +194,17 @@ def test_a_stalled_workers_run_has_one_writer_at_any_time(store, tmp_path, datas
     b = None
     try:
         deadline = time.monotonic() + 120
-        while not (children := _children(a.pid)) or not queue.get_run(store, run_id).heartbeat_at:
+        while not (kids := children(a.pid)) or not queue.get_run(store, run_id).heartbeat_at:
             assert time.monotonic() < deadline, "worker A never started its child"
             time.sleep(0.2)
-        [child] = children
+        [child] = kids
         while len(_metric_steps(store, run_id)) < 5:
             assert time.monotonic() < deadline, "the run never logged"
             time.sleep(0.2)
         os.kill(a.pid, signal.SIGSTOP)
         stopped_at = time.monotonic()
         b = start_worker(store.url, "--heartbeat", "0.5", "--expiry", "10", cwd=tmp_path)
-        while _alive(child):
+        while alive(child):
             assert time.monotonic() - stopped_at < 30, "A's child outlived its lease"
             time.sleep(0.05)
         child_gone = time.time()  # no earlier than its end (polled)
