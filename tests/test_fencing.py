@@ -256,7 +256,7 @@ def test_a_write_lock_longer_than_the_expiry_loses_no_run(store, tmp_path, datas
     nor an idle one reaps it, and its child, finding the database held, keeps training."""
     sets = tiny_sets(offline=2000, online=50, save=100, log=10)
     [run_id] = queue_pendulum(store, dataset, tmp_path / "runs", range(1), sets=sets)
-    workers = [start_worker(store.url, "--heartbeat", "0.5", "--expiry", "3", cwd=tmp_path)
+    workers = [start_worker(store.url, "--heartbeat", "1", "--expiry", "8", cwd=tmp_path)
                for _ in range(2)]
     try:
         deadline = time.monotonic() + 120
@@ -265,7 +265,7 @@ def test_a_write_lock_longer_than_the_expiry_loses_no_run(store, tmp_path, datas
             time.sleep(0.2)
         blocker = sqlite3.connect(tmp_path / "experiments.db", timeout=10, isolation_level=None)
         blocker.execute("BEGIN IMMEDIATE")
-        time.sleep(8)  # well past the expiry (3 s) and the child's lease (1 s)
+        time.sleep(16)  # twice the expiry (8 s), four times the child's lease (4 s)
         blocker.execute("ROLLBACK")
         blocker.close()
         deadline = time.monotonic() + 300

@@ -531,6 +531,21 @@ class AgentPack:
         self.generators[member].set_state(state["generator"])
         self.num_updates = int(state["num_updates"])
 
+    def overwrite_member(self, member: int, source: int) -> None:
+        """Give member `member` a copy of member `source`'s weights, Adam moments and β (a
+        diverged member kept finite, so that work shared by the pack, such as the entropy's
+        mixture fits, stays defined); its seed, settings and streams are its own still."""
+        rows = self._member_rows
+        with torch.no_grad():
+            for net in self._nets().values():
+                for value in net.state_dict().values():
+                    rows(value, member).copy_(rows(value, source))
+            for p in self.optimizer.param_groups[0]["params"]:
+                for key, value in self.optimizer.state.get(p, {}).items():
+                    if key != "step":
+                        rows(value, member).copy_(rows(value, source))
+            self.beta[member] = self.beta[source]
+
     def _ensure_adam_state(self) -> None:
         """Adam's state tensors, created as its first step would (zeros), so loading can copy
         into them in place."""

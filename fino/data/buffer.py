@@ -252,6 +252,24 @@ class SharedOfflineReplay:
     def _offline(self, index: Tensor) -> dict[str, Tensor]:
         return {key: value.index_select(0, index) for key, value in self.shared.items()}
 
+    def state_dict(self) -> dict[str, Any]:
+        """The state `ReplayBuffer.state_dict` writes for the same buffer (its online rows at
+        their positions in the one ring that buffer holds), so a member's checkpoint resumes
+        as a single run's."""
+        if self.balanced or self.private is not None:
+            ring, offset = self.online, 0
+            pointer, size = ring.pointer, ring.size
+        else:  # the single ring is the offline rows followed by this member's online ring
+            ring, offset = self.online, self.num_offline
+            pointer = (self.num_offline + ring.size) % self.capacity
+            size = self.num_offline + ring.size
+        k = min(self.num_online_added, self.capacity)
+        index = torch.arange(pointer - k, pointer) % self.capacity
+        return {"balanced": self.balanced, "num_offline": self.num_offline,
+                "capacity": self.capacity, "index": index, "rows": ring.gather(index - offset),
+                "pointer": pointer, "size": size, "num_online_added": self.num_online_added,
+                "generator": self.generator.get_state()}
+
 
 class PackedReplay:
     """The replay buffers of a pack: one copy of the offline arrays shared by every member,

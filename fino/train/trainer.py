@@ -68,6 +68,36 @@ def seed_for(seed: int, stream: int, index: int) -> int:
     return int(np.random.SeedSequence([seed, stream, index]).generate_state(1)[0] >> 1)
 
 
+def run_sinks(run_dir: Path, extra: list[Sink] | None = None) -> SinkGroup:
+    """A run folder's file sinks (metrics.jsonl, eval.csv, events.log) and any `extra`."""
+    return SinkGroup([JsonlSink(run_dir / "metrics.jsonl"), EvalCsvSink(run_dir / "eval.csv"),
+                      EventLogSink(run_dir / "events.log"), *(extra or [])])
+
+
+def entropy_draws(buffer: Any, config: RunConfig, step: int,
+                  device: torch.device) -> tuple[torch.Tensor, torch.Generator]:
+    """The states and the sampling generator of the entropy estimate at `step`, seeded by
+    (seed, step) and apart from the training stream."""
+    states = torch.Generator().manual_seed(seed_for(config.seed, 3, step))
+    obs = buffer.sample(config.agent.entropy_states, states).observations
+    draws = torch.Generator(device).manual_seed(seed_for(config.seed, 4, step))
+    return obs, draws
+
+
+def summarize(config: RunConfig, status: str, step: int, env_steps: int,
+              evaluations: list[dict[str, float]], wall_time: float) -> RunSummary:
+    """A run's summary from its counters and evaluations."""
+    tc = config.train
+    offline = [e for e in evaluations if e["step"] <= tc.offline_steps]
+    scores = [e["eval/score"] for e in evaluations]
+    return RunSummary(
+        status=status, step=step, total_steps=tc.total_steps, env_steps=env_steps,
+        offline_score=offline[-1]["eval/score"] if offline else None,
+        final_score=scores[-1] if scores else None,
+        best_score=max(scores) if scores else None,
+        evaluations=evaluations, wall_time=wall_time)
+
+
 class Trainer:
     """Runs one RunConfig in `run_dir`; `resume=True` continues from its checkpoint."""
 
@@ -125,9 +155,7 @@ class Trainer:
             self._restore()
         else:
             (self.run_dir / CONFIG_NAME).write_text(json.dumps(config.to_dict(), indent=2))
-        self.sinks = SinkGroup([JsonlSink(self.run_dir / "metrics.jsonl"),
-                                EvalCsvSink(self.run_dir / "eval.csv"),
-                                EventLogSink(self.run_dir / "events.log"), *(sinks or [])])
+        self.sinks = run_sinks(self.run_dir, sinks)
         # Drop what was logged after the checkpoint (or, starting afresh in a folder an earlier
         # attempt used, everything): a resumed run never duplicates or leaves stale metrics.
         self.sinks.truncate_after(self.step if resume else -1)
@@ -218,15 +246,8 @@ class Trainer:
         return self.evaluations[-1]["eval/score"] if self.evaluations else None
 
     def summary(self, status: str, wall_time: float) -> RunSummary:
-        tc = self.config.train
-        offline = [e for e in self.evaluations if e["step"] <= tc.offline_steps]
-        scores = [e["eval/score"] for e in self.evaluations]
-        return RunSummary(
-            status=status, step=self.step, total_steps=tc.total_steps, env_steps=self.env_steps,
-            offline_score=offline[-1]["eval/score"] if offline else None,
-            final_score=scores[-1] if scores else None,
-            best_score=max(scores) if scores else None,
-            evaluations=self.evaluations, wall_time=wall_time)
+        return summarize(self.config, status, self.step, self.env_steps, self.evaluations,
+                         wall_time)
 
     # ---- steps --------------------------------------------------------------------------------
 
@@ -312,10 +333,7 @@ class Trainer:
             # Its own draws (states, actions, mixture init), seeded by (seed, step): measuring
             # the entropy, at evaluations or for β, never moves the training stream, so methods
             # that differ only in how they act share their offline phase bit for bit.
-            states = torch.Generator().manual_seed(seed_for(self.config.seed, 3, self.step))
-            obs = self.buffer.sample(self.config.agent.entropy_states, states).observations
-            draws = torch.Generator(self.agent.device).manual_seed(
-                seed_for(self.config.seed, 4, self.step))  # a stream apart from the states
+            obs, draws = entropy_draws(self.buffer, self.config, self.step, self.agent.device)
             entropy = self.agent.estimate_entropy(obs, draws)
             self._last_entropy = (self.step, entropy)
         metrics = {"policy/entropy": entropy,
