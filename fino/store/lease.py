@@ -102,9 +102,10 @@ def writes_blocked(store: Store, run_id: int) -> bool:
 
 
 class LeaseWatch:
-    """Confirms a lease every `interval` seconds in a background thread and calls `on_lost`
-    once it is lost; `confirm()` checks afresh (before a checkpoint). A database that cannot be
-    read leaves the lease unknown, and lost only once it has gone unconfirmed for a lease."""
+    """Confirms a lease every `lease.check_every` seconds in a background thread and calls
+    `on_lost` once it is lost; `confirm()` checks afresh (before a checkpoint). A database that
+    cannot be read leaves the lease unknown, and lost only once it has gone unconfirmed for a
+    lease."""
 
     def __init__(self, store: Store, lease: Lease, *,
                  on_lost: Callable[[str], None] = lambda reason: None) -> None:
