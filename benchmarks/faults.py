@@ -130,6 +130,11 @@ def logged(url: str, run_id: int, at_least: int) -> Callable[[], bool]:
     return lambda: len(losses(url, run_id)) >= at_least
 
 
+def wait_end(url: str, run_id: int) -> None:
+    """Until the run has settled (done, failed, lost or cancelled)."""
+    wait(status_is(url, run_id, "done", "failed", "lost", "cancelled"), 400, "the end")
+
+
 def status_is(url: str, run_id: int, *wanted: str) -> Callable[[], bool]:
     return lambda: run_row(url, run_id).status in wanted
 
@@ -162,7 +167,7 @@ def kill_worker(url: str, run_id: int, cwd: Path) -> dict:
     first.wait()
     second = worker(url, cwd, "--max-attempts", "2")
     try:
-        wait(status_is(url, run_id, "done", "failed", "lost", "cancelled"), 400, "the end")
+        wait_end(url, run_id)
     finally:
         stop(second)
     return {}
@@ -174,7 +179,7 @@ def kill_child(url: str, run_id: int, cwd: Path) -> dict:
         wait(logged(url, run_id, 50), 180, "training")
         [child] = children(pool.pid)
         os.kill(child, signal.SIGKILL)
-        wait(status_is(url, run_id, "done", "failed", "lost", "cancelled"), 400, "the end")
+        wait_end(url, run_id)
     finally:
         stop(pool)
     return {}
@@ -193,7 +198,7 @@ def stall(url: str, run_id: int, cwd: Path) -> dict:
         child_gone = time.time()
         wait(lambda: claim_time(url, run_id, second.pid) is not None, 120, "the reclaim")
         claimed = claim_time(url, run_id, second.pid)
-        wait(status_is(url, run_id, "done", "failed", "lost", "cancelled"), 400, "the end")
+        wait_end(url, run_id)
     finally:
         said = stop(first)
         if second is not None:
@@ -216,7 +221,7 @@ def lock(url: str, run_id: int, cwd: Path) -> dict:
         time.sleep(2 * float(EXPIRY))
         blocker.execute("ROLLBACK")
         blocker.close()
-        wait(status_is(url, run_id, "done", "failed", "lost", "cancelled"), 400, "the end")
+        wait_end(url, run_id)
     finally:
         for pool in pools:
             stop(pool)
@@ -255,7 +260,7 @@ def full_disk(url: str, run_id: int, cwd: Path) -> dict:
         store = Store(url)
         retry(store, [run_id])
         store.dispose()
-        wait(status_is(url, run_id, "done", "failed", "lost", "cancelled"), 400, "the end")
+        wait_end(url, run_id)
     finally:
         stop(pool)
     first_line = error.strip().splitlines()[-1] if error.strip() else ""

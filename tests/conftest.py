@@ -2,13 +2,41 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
 from fino.algo import AgentConfig, Batch, FinoAgent
+from fino.backends.base import TaskConfig
 from tests.conftest_pg import pg_url  # noqa: F401  (a throwaway PostgreSQL database)
 
 SMALL = dict(actor_hidden_dims=(64, 64), value_hidden_dims=(64, 64))
+TASK = "cube-single-play-singletask-task2-v0"  # the trainer tests' task, on a tiny dataset
+
+
+@pytest.fixture(scope="session")
+def dataset_dir(tmp_path_factory) -> Path:
+    """A regenerated 4-episode cube-single dataset, shared by the trainer tests."""
+    from fino.backends.datagen.generate import generate_dataset
+
+    out = tmp_path_factory.mktemp("ogbench")
+    generate_dataset("cube-single-play-v0", episodes=4, episode_length=101, out_dir=out,
+                     workers=1)
+    return out
+
+
+@pytest.fixture(scope="session")
+def task(dataset_dir):
+    from fino.backends.registry import load_task
+
+    return load_task(task_config(dataset_dir))
+
+
+def task_config(dataset_dir: Path) -> TaskConfig:
+    # Short episodes (a gymnasium.make option) so that online episodes end within the test.
+    return TaskConfig(TASK, backend="ogbench", dataset_dir=str(dataset_dir),
+                      options={"max_episode_steps": 40})
 
 
 def small_agent(obs_dim: int = 6, action_dim: int = 3, seed: int = 0, **overrides) -> FinoAgent:

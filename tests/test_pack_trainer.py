@@ -12,32 +12,16 @@ import pytest
 import torch
 
 from fino.algo.packing import PackError
-from fino.backends.datagen.generate import generate_dataset
-from fino.backends.registry import load_task
 from fino.data.buffer import ReplayBuffer, SharedOfflineReplay, dataset_rows
 from fino.train.checkpoint import load_checkpoint
 from fino.train.config import RunConfig
 from fino.train.pack_trainer import PackTrainer
 from fino.train.trainer import Trainer, TrainingDiverged
-from tests.test_trainer import records, task_config, tiny_config
+from tests.test_trainer import records, tiny_config
 
 TOL = {"rtol": 1e-5, "atol": 1e-5}
 SCHEDULE = dict(offline_steps=40, online_steps=40, eval_interval=40, entropy_interval=20,
                 log_interval=10, save_interval=40)
-
-
-@pytest.fixture(scope="module")
-def dataset_dir(tmp_path_factory) -> Path:
-    """test_trainer's tiny cube-single dataset (40-step online episodes)."""
-    out = tmp_path_factory.mktemp("ogbench")
-    generate_dataset("cube-single-play-v0", episodes=4, episode_length=101, out_dir=out,
-                     workers=1)
-    return out
-
-
-@pytest.fixture(scope="module")
-def task(dataset_dir):
-    return load_task(task_config(dataset_dir))
 
 
 def _comparable(run_dir: Path) -> list[dict]:

@@ -20,33 +20,12 @@ from typer.testing import CliRunner
 import fino
 from fino.algo.config import AgentConfig
 from fino.backends.base import DatasetMissingError, TaskConfig, TaskError
-from fino.backends.datagen.generate import generate_dataset
 from fino.backends.registry import load_task
 from fino.cli.main import app
 from fino.train.checkpoint import CheckpointError, load_checkpoint
 from fino.train.config import RunConfig, TrainConfig
 from fino.train.trainer import Trainer, TrainingDiverged
-
-TASK = "cube-single-play-singletask-task2-v0"
-
-
-@pytest.fixture(scope="session")
-def dataset_dir(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("ogbench")
-    generate_dataset("cube-single-play-v0", episodes=4, episode_length=101, out_dir=out,
-                     workers=1)
-    return out
-
-
-@pytest.fixture(scope="session")
-def task(dataset_dir):
-    return load_task(task_config(dataset_dir))
-
-
-def task_config(dataset_dir: Path) -> TaskConfig:
-    # Short episodes (a gymnasium.make option) so that online episodes end within the test.
-    return TaskConfig(TASK, backend="ogbench", dataset_dir=str(dataset_dir),
-                      options={"max_episode_steps": 40})
+from tests.conftest import TASK, task_config
 
 
 def tiny_config(dataset_dir: Path, **train) -> RunConfig:
