@@ -92,6 +92,7 @@ class RunRow:
     status: str
     tags: str
     cancel_requested: bool
+    pack_id: str | None  # the pack its attempt trains in; None alone (or never claimed)
     progress: Progress
     score: float | None
     entropy: float | None
@@ -164,8 +165,9 @@ def run_row(run: Run, latest: dict[str, tuple[int, float | None]], now: datetime
     return RunRow(
         id=run.id, name=run.name, task=run.task, algo=run.algo, seed=run.seed,
         status=run.status, tags=run.tags or "", cancel_requested=bool(run.cancel_requested),
-        progress=progress, score=value("eval/score"), entropy=value("policy/entropy"),
-        beta=value("policy/beta"), noise_scale=value("actor/noise_scale"), elapsed_s=spent,
+        pack_id=run.pack_id, progress=progress, score=value("eval/score"),
+        entropy=value("policy/entropy"), beta=value("policy/beta"),
+        noise_scale=value("actor/noise_scale"), elapsed_s=spent,
         eta_s=eta(run.status, progress, rates, value("eval/seconds"),
                   train_setting(run, "eval_interval")))
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from fino.cli.main import app
+from fino.store import queue
 from tests.inspect_fixtures import Seeded, seed_store
 
 FINO_FINAL = "70.0 ± 24.8"  # seeds 60, 70, 80: 70 ± t(0.975, 2) * 10 / sqrt(3)
@@ -77,6 +79,35 @@ def test_runs_show_prints_settings_history_metrics_and_error(fino, seeded: Seede
     assert "offline 20.0 -> final 60.0 (best 85.0" in done.output
     assert "policy/beta" in done.output and '"noise_scale": 0.1' in done.output
     assert_user_error(fino("runs", "show", "999"), "no run with id 999")
+
+
+def test_runs_of_a_pack_name_it_and_lists_show_a_pack_column_only_then(tmp_path: Path) -> None:
+    data = seed_store(tmp_path)
+
+    def fino(*args: str) -> str:
+        result = CliRunner().invoke(app, list(args), env={"FINO_DB_URL": data.url,
+                                                          "COLUMNS": "220"})
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    assert "pack" not in fino("runs", "list") and "pack" not in fino("queue", "list")
+    first, second = data.fino[:2]
+    for run_id in (first, second):  # back in the queue, ahead of the queued run (older)
+        assert queue.transition(data.store, run_id, ("done",), "queued")
+    claims = queue.claim_pack(data.store, host="h", pid=1, size=2, fits=lambda _a, _b: True)
+    pack = claims[0].pack_id
+    assert pack and [c.run_id for c in claims] == [first, second]
+
+    shown = fino("runs", "show", str(first))
+    assert re.search(rf"│ pack +{pack} ", shown), shown  # a line of the run's panel
+    assert f"claimed by h:1 in pack {pack} (2 runs)" in shown  # its status history
+    assert "pack" not in fino("runs", "show", str(data.queued))
+    for listed in (fino("runs", "list"), fino("queue", "list")):
+        cells = [line.replace("│", " ").replace("┃", " ").split()
+                 for line in listed.splitlines()]
+        assert "pack" in next(c for c in cells if c[:2] == ["id", "name"])  # the header
+        rows = {int(c[0]): c for c in cells if c and c[0].isdigit()}
+        assert pack in rows[first] and pack in rows[second] and pack not in rows[data.queued]
 
 
 def test_runs_compare_gives_per_run_scores_and_group_intervals(fino, seeded: Seeded) -> None:

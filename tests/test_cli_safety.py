@@ -22,6 +22,7 @@ NAME = "\x1b[31mred[bold]name[/]"
 TAGS = "[bold red]x[/],\x1b]0;title\x07"
 ERROR = "boom \x1b[2J[blink]gone[/]\nsecond line"
 NOTE = ":smile: \x9b31m[i]note[/i]"
+PACK = "[i]p\x1b[0m"
 
 
 def fino(*args: str, cwd: Path | None = None):
@@ -49,7 +50,7 @@ def one_line_error(result, *texts: str) -> None:
 
 @pytest.fixture
 def db(tmp_path: Path) -> str:
-    """A SQLite file with one queued run whose name, tags, notes, error and an event hold
+    """A SQLite file with one queued run whose name, tags, notes, error, pack and an event hold
     markup and terminal escape sequences."""
     path = tmp_path / "experiments.db"
     added = fino("queue", "add", "--task", "cube-single", "--tag", "ok", "--db", str(path),
@@ -57,7 +58,8 @@ def db(tmp_path: Path) -> str:
     assert added.exit_code == 0, added.output
     store = Store(str(path))
     with store.write() as session:
-        session.execute(update(Run).values(name=NAME, tags=TAGS, error=ERROR, notes=NOTE))
+        session.execute(update(Run).values(name=NAME, tags=TAGS, error=ERROR, notes=NOTE,
+                                           pack_id=PACK))
         session.add(Event(run_id=1, kind="note", message="\x1b[41m[reverse]event[/]"))
     store.dispose()
     return str(path)
@@ -70,6 +72,7 @@ def test_markup_and_escapes_in_stored_text_show_literally(db: str) -> None:
         assert result.exit_code == 0, result.output
         assert "\x1b" not in result.output and "\x07" not in result.output
         assert "^[[31mred[bold]name[/]" in result.output
+        assert "[i]p^[[0m" in result.output  # the pack
     assert "[bold red]x[/],^[]0;title^G" in listed.output
     for text in ("[bold red]x[/],^[]0;title^G", "boom ^[[2J[blink]gone[/]", "second line",
                  ":smile: \\x9b31m[i]note[/i]", "^[[41m[reverse]event[/]"):

@@ -93,7 +93,7 @@ def test_migration_files_are_named_after_their_revision_and_head_is_the_newest()
     for revision in script.walk_revisions():
         assert Path(revision.path).stem == revision.revision
     assert script.get_heads() == [HEAD]
-    assert HEAD == "0003_attempt_token"
+    assert HEAD == "0004_pack_id"
     assert (MIGRATIONS / "env.py").is_file()
 
 
@@ -123,7 +123,7 @@ def test_first_schema_database_is_upgraded_in_place_with_rows_intact(db_url: str
         assert (run.name, run.config, run.status, run.tags) == ("fino-s0", {"lr": 0.0003}, "done",
                                                                  "paper")
         assert run.created_at.replace(tzinfo=UTC) == datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-        assert (run.study, run.trial) == (None, None)
+        assert (run.study, run.trial, run.pack_id) == (None, None, None)
         values = session.scalars(select(Metric.value).where(Metric.run_id == 7)
                                  .order_by(Metric.step)).all()
         assert values == [0.0, 0.1, 0.2]

@@ -187,14 +187,17 @@ def list_(
     store = open_store(db, create=False)
     with store.read() as session:
         rows = session.execute(select(Run).where(Run.status.in_(wanted))
-                               .order_by(Run.priority.desc(), Run.id).limit(limit)).scalars()
+                               .order_by(Run.priority.desc(), Run.id).limit(limit)).scalars().all()
+        packed = any(run.pack_id for run in rows)  # a pack column only where runs share packs
         table = Table(title=f"queue ({', '.join(wanted)})")
-        for column in ("id", "name", "status", "priority", "attempts", "worker", "tags"):
+        for column in ("id", "name", "status", "priority", "attempts", "worker",
+                       *(["pack"] if packed else []), "tags"):
             table.add_column(column)
         for run in rows:
             worker = f"{run.worker_host}:{run.worker_pid}" if run.worker_host else ""
+            pack = [plain(run.pack_id, "")] if packed else []
             table.add_row(str(run.id), plain(run.name), styled_status(run.status),
-                          str(run.priority), str(run.attempts), plain(worker, ""),
+                          str(run.priority), str(run.attempts), plain(worker, ""), *pack,
                           plain(run.tags, ""))
     console.print(table)
 

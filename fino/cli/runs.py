@@ -92,13 +92,16 @@ def list_(
     # and then entropy and β, but keeps the algorithm: a name given with --name may not say it.
     hidden = {"task", "started"} if console.width < NARROW else set()
     if console.width < NARROW - 20:
-        hidden |= {"seed", "entropy", "β"}
+        hidden |= {"seed", "entropy", "β", "pack"}
+    if not any(run.pack_id for run in runs):
+        hidden.add("pack")
     table = Table(title="runs", caption=f"{offset + 1 if runs else 0}-{offset + len(runs)} "
                                         f"of {total} runs", caption_justify="left",
                   box=box.SIMPLE_HEAD)
     columns = (("id", "right"), ("name", "left"), ("task", "left"), ("algo", "left"),
-               ("seed", "right"), ("status", "left"), ("progress", "right"), ("score", "right"),
-               ("entropy", "right"), ("β", "right"), ("started", "left"), ("elapsed", "right"))
+               ("seed", "right"), ("status", "left"), ("pack", "left"), ("progress", "right"),
+               ("score", "right"), ("entropy", "right"), ("β", "right"), ("started", "left"),
+               ("elapsed", "right"))
     for name, justify in columns:
         if name not in hidden:
             table.add_column(name, justify=justify, overflow="ellipsis")  # type: ignore[arg-type]
@@ -106,7 +109,7 @@ def list_(
         values = latest.get(run.id, {})
         cells = {"id": str(run.id), "name": plain(run.name), "task": plain(run.task),
                  "algo": plain(run.algo), "seed": str(run.seed),
-                 "status": styled_status(run.status),
+                 "status": styled_status(run.status), "pack": plain(run.pack_id),
                  "progress": _progress(run, values),
                  "score": fmt_num(_value(values, "eval/score")),
                  "entropy": fmt_num(_value(values, "policy/entropy"), 2),
@@ -165,7 +168,8 @@ def show(
         ("tags", plain(run.tags)),
         ("study / trial", plain(f"{run.study} / {run.trial}") if run.study else "-"),
         ("priority", str(run.priority)), ("attempts", f"{run.attempts} of {run.max_attempts}"),
-        ("worker", plain(worker)), ("created", fmt_time(run.created_at)),
+        ("worker", plain(worker)), *([("pack", plain(run.pack_id))] if run.pack_id else []),
+        ("created", fmt_time(run.created_at)),
         ("started", fmt_time(run.started_at)), ("finished", fmt_time(run.finished_at)),
         ("elapsed", fmt_duration(elapsed(run))), ("heartbeat", fmt_time(run.heartbeat_at)),
         ("exit code", "-" if run.exit_code is None else str(run.exit_code)),

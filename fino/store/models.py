@@ -48,6 +48,9 @@ class Run(Base):
     # A fresh random token per claim: only the holder of the current token may write the run's
     # rows, checkpoint or settle it (a stalled worker's attempt is fenced off once reclaimed).
     attempt_token: Mapped[str | None] = mapped_column(String(32))
+    # The pack an attempt trains in, shared by its members (None: alone); cleared when the run
+    # goes back to the queue.
+    pack_id: Mapped[str | None] = mapped_column(String(32), index=True)
     cancel_requested: Mapped[bool] = mapped_column(default=False)
     exit_code: Mapped[int | None]
     error: Mapped[str | None] = mapped_column(Text)

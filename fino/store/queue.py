@@ -1,8 +1,10 @@
 """The run queue: every status change is one compare-and-set UPDATE, recorded in `events`.
 
 queued -> running -> done | failed | cancelled, plus lost (heartbeat expired) and pruned (by the
-tuner). The claim is a single `UPDATE ... WHERE id = (oldest queued of highest priority) AND
-status = 'queued' RETURNING id` (PostgreSQL adds FOR UPDATE SKIP LOCKED to the inner select).
+tuner). A claim takes the oldest queued run of highest priority, and for a pack the queued runs
+that fit it, in one write transaction: the selects lock their rows (PostgreSQL: FOR UPDATE SKIP
+LOCKED; SQLite: the transaction's BEGIN IMMEDIATE), and the change is a compare-and-set
+`UPDATE ... WHERE id IN (...) AND status = 'queued' RETURNING id`.
 
 Every claim gets a fresh attempt token. Heartbeats, settling and the run's own writes name it: a
 worker that stalled past its lease and whose run was reclaimed can no longer touch the run.
@@ -12,13 +14,15 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import case, delete, select, update
+from sqlalchemy import Select, case, delete, select, update
+from sqlalchemy.orm import Session
 
 from fino.store.db import Store
 from fino.store.models import Event, Run, utcnow
@@ -26,9 +30,15 @@ from fino.train.config import RunConfig
 
 RETRYABLE = ("failed", "lost", "cancelled", "pruned")
 # What a run back in the queue no longer has: no worker, no timers, no outcome (the last
-# attempt's error moves into the event that requeues it).
+# attempt's error moves into the event that requeues it), no pack (its next attempt may train
+# in another pack or alone).
 CLEARED_ON_REQUEUE = dict(started_at=None, finished_at=None, heartbeat_at=None,
-                          worker_host=None, worker_pid=None, exit_code=None, error=None)
+                          worker_host=None, worker_pid=None, exit_code=None, error=None,
+                          pack_id=None)
+# A pack claim looks at most this many queued runs per member for ones that fit its head: a
+# claim stays cheap (and SQLite's write lock short) however long the queue, at the price of
+# missing fitting runs queued behind many that do not fit (they join a later pack).
+SCAN_PER_MEMBER = 50
 
 
 class QueueError(ValueError):
@@ -105,14 +115,20 @@ def add_runs(
 
 @dataclass(frozen=True)
 class Claim:
-    """A claimed run and the token of this attempt (what fences it)."""
+    """A claimed run, the token of this attempt (what fences it) and the pack it trains in
+    (None: alone)."""
 
     run_id: int
     token: str
+    pack_id: str | None = None
 
 
 def new_token() -> str:
     return secrets.token_hex(16)
+
+
+def new_pack_id() -> str:
+    return secrets.token_hex(6)
 
 
 def claim_next(store: Store, *, host: str, pid: int, among: Sequence[int] | None = None,
@@ -120,30 +136,78 @@ def claim_next(store: Store, *, host: str, pid: int, among: Sequence[int] | None
     """Atomically take the queued run of highest priority, oldest first (only from `among`
     when given); None when there is none. `max_attempts` raises the run's own allowance (the
     worker's --max-attempts), so the reaper of any worker honours it too."""
-    now = utcnow()
-    token = new_token()
-    inner = select(Run.id).where(Run.status == "queued")
+    claims = claim_pack(store, host=host, pid=pid, size=1, fits=lambda _head, _other: False,
+                        among=among, max_attempts=max_attempts)
+    return claims[0] if claims else None
+
+
+def claim_pack(store: Store, *, host: str, pid: int, size: int,
+               fits: Callable[[dict[str, Any], dict[str, Any]], bool],
+               among: Sequence[int] | None = None, max_attempts: int = 1,
+               exclude: Sequence[int] = ()) -> list[Claim]:
+    """Atomically take the run `claim_next` would take and up to `size - 1` more queued runs,
+    in the same order, whose configs `fits(head_config, config)` accepts, each claimed as
+    `claim_next` claims one (own token, same allowance) and, when several, with one shared
+    pack id. Their claims head first; [] when nothing is queued. `exclude`: runs the caller
+    still holds an earlier attempt of (a pack member it released is not claimed again until
+    that pack's process ends)."""
+    if size < 1:
+        raise ValueError(f"a pack claim needs size >= 1, got {size}")
+    queued = select(Run.id, Run.config).where(Run.status == "queued")
     if among is not None:
-        inner = inner.where(Run.id.in_(list(among)))
-    inner = inner.order_by(Run.priority.desc(), Run.id).limit(1)
-    if not store.is_sqlite:
-        inner = inner.with_for_update(skip_locked=True)
-    allowance = case((Run.max_attempts < max_attempts, max_attempts), else_=Run.max_attempts)
-    stmt = (update(Run)
-            .where(Run.id == inner.scalar_subquery(), Run.status == "queued")
-            .values(status="running", attempts=Run.attempts + 1, started_at=now,
-                    heartbeat_at=now, finished_at=None, worker_host=host, worker_pid=pid,
-                    cancel_requested=False, exit_code=None, error=None,
-                    attempt_token=token, max_attempts=allowance)
-            .returning(Run.id)
-            .execution_options(synchronize_session=False))
+        queued = queued.where(Run.id.in_(list(among)))
+    if exclude:
+        queued = queued.where(Run.id.not_in(list(exclude)))
+    queued = queued.order_by(Run.priority.desc(), Run.id)
     with store.write() as session:
-        run_id = session.execute(stmt).scalar_one_or_none()
-        if run_id is None:
-            return None
+        head = session.execute(_locked(store, queued.limit(1))).first()
+        if head is None:
+            return []
+        chosen = [head.id]
+        scan = queued.where(Run.id != head.id).limit(size * SCAN_PER_MEMBER)
+        # Read without locks, then lock as many fitting runs as are missing, the next ones in
+        # order where another claim holds some: locking the whole scan would hide it from other
+        # workers for this transaction, and they could find the queue empty.
+        candidates = session.execute(scan).all() if size > 1 else []
+        fitting = (row.id for row in candidates if fits(head.config, row.config))
+        while len(chosen) < size and (batch := list(islice(fitting, size - len(chosen)))):
+            free = set(session.execute(_locked(store, select(Run.id).where(
+                Run.id.in_(batch), Run.status == "queued"))).scalars())
+            chosen += [run_id for run_id in batch if run_id in free]
+        return _claim(session, chosen, host=host, pid=pid, max_attempts=max_attempts)
+
+
+def _locked(store: Store, stmt: Select[Any]) -> Select[Any]:
+    """`stmt` locking the rows it returns and skipping those others hold (PostgreSQL; SQLite's
+    write transaction already excludes every other writer)."""
+    return stmt if store.is_sqlite else stmt.with_for_update(skip_locked=True)
+
+
+def _claim(session: Session, run_ids: list[int], *, host: str, pid: int,
+           max_attempts: int) -> list[Claim]:
+    """Set the runs `run_ids` (locked, queued) running for one worker, as one pack when several,
+    with an event each; their claims in the order given."""
+    now = utcnow()
+    tokens = {run_id: new_token() for run_id in run_ids}
+    pack_id = new_pack_id() if len(run_ids) > 1 else None
+    allowance = case((Run.max_attempts < max_attempts, max_attempts), else_=Run.max_attempts)
+    claimed = set(session.execute(
+        update(Run).where(Run.id.in_(run_ids), Run.status == "queued")
+        .values(status="running", attempts=Run.attempts + 1, started_at=now, heartbeat_at=now,
+                finished_at=None, worker_host=host, worker_pid=pid, cancel_requested=False,
+                exit_code=None, error=None, attempt_token=case(tokens, value=Run.id),
+                pack_id=pack_id, max_attempts=allowance)
+        .returning(Run.id).execution_options(synchronize_session=False)).scalars())
+    if claimed != set(run_ids):
+        # The selects locked these rows: a run that is not queued any more is a bug, and the
+        # whole claim is rolled back rather than leave a pack short of members it names.
+        raise RuntimeError(f"runs {sorted(set(run_ids) - claimed)} left the queue while this "
+                           "claim held them locked")
+    where = f" in pack {pack_id} ({len(run_ids)} runs)" if pack_id else ""
+    for run_id in run_ids:
         session.add(Event(run_id=run_id, kind="status", old_status="queued",
-                          new_status="running", message=f"claimed by {host}:{pid}"))
-        return Claim(run_id, token)
+                          new_status="running", message=f"claimed by {host}:{pid}{where}"))
+    return [Claim(run_id, tokens[run_id], pack_id) for run_id in run_ids]
 
 
 def transition(store: Store, run_id: int, expected: Sequence[str], new: str, *,

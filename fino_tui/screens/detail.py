@@ -123,6 +123,8 @@ class RunDetailScreen(RunActions, PollingScreen[RunDetail | None]):
             ("step, score", f"{'-' if step is None else f'{step:,}'}, {fmt.number(score)}"),
             ("attempts", f"{run.attempts} of {run.max_attempts}"), ("worker", plain(worker)),
         ]
+        if run.pack_id:
+            pairs.append(("pack", plain(run.pack_id)))
         if run.study:
             pairs.append(("study", plain(f"{run.study}, trial {run.trial}")))
         width = self.size.width

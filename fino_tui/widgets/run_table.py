@@ -38,6 +38,7 @@ COLUMNS = (
     Column("seed", "seed", 4, 7, lambda r: str(r.seed), order_by="seed"),
     Column("status", "status", 9, 0, lambda r: fmt.status(r.status, r.cancel_requested),
            "left", "status"),
+    Column("pack", "pack", 12, 6, lambda r: r.pack_id or "-", "left"),  # only with packed runs
     Column("progress", "progress", 8, 1, lambda r: fmt.progress(r.progress, r.status)),
     Column("score", "score", 6, 1, lambda r: fmt.number(r.score)),
     Column("entropy", "entropy", 7, 4, lambda r: fmt.number(r.entropy, 2)),
@@ -52,15 +53,17 @@ NAME_MIN = 12  # the name's width when even the columns that always show barely 
 PADDING = 2  # DataTable's cell padding, one each side
 
 
-def fitting(width: int) -> tuple[list[Column], int]:
+def fitting(width: int, packed: bool = False) -> tuple[list[Column], int]:
     """(the columns that fit in `width` cells, in display order; the name column's width).
 
     The columns of rank 0 (id, name, algo, status) show whenever they fit at all; the others
-    join by rank while the name keeps its full width, and what is left widens the name."""
+    join by rank while the name keeps its full width, and what is left widens the name. The
+    pack column is a candidate only where some run shown is `packed`."""
     chosen: set[str] = {"mark"}
     used = 1 + PADDING
     room_for_name = COLUMNS[1].width - NAME_MIN
-    for column in sorted(COLUMNS, key=lambda c: c.rank):
+    candidates = [c for c in COLUMNS if packed or c.key != "pack"]
+    for column in sorted(candidates, key=lambda c: c.rank):
         need = (NAME_MIN if column.key == "name" else column.width) + PADDING
         if column.rank == 0:
             if used + need <= width:
@@ -96,6 +99,7 @@ class RunTable(DataTable[str | Text]):
         self.selected: set[int] = set()
         self._columns: list[Column] = []
         self._name_width = 0
+        self._packed = False  # whether a run shown has a pack: the pack column may show
 
     @property
     def cursor_run(self) -> int | None:
@@ -111,8 +115,13 @@ class RunTable(DataTable[str | Text]):
         before = self.rows_by_id
         self.rows_by_id = {r.id: r for r in rows}
         ids = [r.id for r in rows]
+        packed = any(r.pack_id for r in rows)
         if not self._columns:  # not sized yet: `on_resize` adds the rows
-            self.order = ids
+            self.order, self._packed = ids, packed
+            return
+        if packed != self._packed:  # the pack column comes or goes: lay the table out again
+            self._packed = packed
+            self._lay_out(rows, force=True)
             return
         if ids == self.order:
             for row in rows:
@@ -140,8 +149,12 @@ class RunTable(DataTable[str | Text]):
                     self.update_cell(str(run_id), column[0], self._cell(row, column))
 
     def on_resize(self) -> None:
-        columns, name = fitting(self.size.width - 2)  # room for the vertical scrollbar
-        if [c.key for c in columns] == [c.key for c in self._columns] and \
+        self._lay_out([self.rows_by_id[i] for i in self.order])
+
+    def _lay_out(self, rows: Sequence[RunRow], force: bool = False) -> None:
+        """Choose the columns for the width (again when `force`) and show `rows` in them."""
+        columns, name = fitting(self.size.width - 2, self._packed)  # room for the scrollbar
+        if not force and [c.key for c in columns] == [c.key for c in self._columns] and \
                 name == self._name_width:
             return
         self._columns, self._name_width = columns, name
@@ -152,7 +165,6 @@ class RunTable(DataTable[str | Text]):
             width = name if column.key == "name" else column.width
             label = Text(column.label, justify="right" if column.justify == "right" else "left")
             self.add_column(label, key=column.key, width=width)
-        rows = [self.rows_by_id[i] for i in self.order]
         self.order = []
         self.show(rows, self.selected)
         if keep in self.order:

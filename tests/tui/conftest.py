@@ -9,7 +9,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from textual.geometry import Region
 from textual.pilot import Pilot
+from textual.widget import Widget
 
 from fino.store.db import Store
 from fino_tui.app import FinoApp
@@ -42,6 +44,12 @@ def seeded(tmp_path: Path) -> Seeded:
 def make_app(url: str, tmp_path: Path, refresh: float = REFRESH_S) -> FinoApp:
     return FinoApp(Store(url), refresh_interval=refresh, clock=lambda: NOW,
                    runs_dir=tmp_path / "runs", optuna_storage=str(tmp_path / "optuna.journal"))
+
+
+def on_screen(widget: Widget) -> str:
+    """The text the widget draws, as Textual renders it."""
+    width, height = widget.outer_size
+    return "\n".join(strip.text for strip in widget.render_lines(Region(0, 0, width, height)))
 
 
 async def wait_for(pilot: Pilot, condition: Callable[[], object], timeout: float = 5.0,

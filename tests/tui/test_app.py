@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
 
 from fino.store import queue
@@ -21,7 +21,7 @@ from fino_tui.screens.runs import RunsScreen
 from fino_tui.widgets.metric_plot import MIN_REDRAW_S, MetricPlot
 from fino_tui.widgets.run_table import RunTable
 from tests.inspect_fixtures import Seeded
-from tests.tui.conftest import REFRESH_S, make_app, wait_for
+from tests.tui.conftest import REFRESH_S, make_app, on_screen, wait_for
 
 pytestmark = pytest.mark.anyio
 
@@ -62,6 +62,36 @@ async def test_table_lists_the_runs_of_a_sqlite_file(seeded: Seeded, tmp_path: P
         assert str(table.get_cell(str(seeded.fino[0]), "beta")) == "12.00"
         assert str(table.get_cell(str(seeded.fql[0]), "beta")) == "-"  # FQL has no β
         assert str(table.get_cell(str(seeded.running), "elapsed")) == "35m55s"  # fixed clock
+
+
+async def test_a_pack_column_shows_while_packed_runs_are_listed(seeded: Seeded,
+                                                               tmp_path: Path) -> None:
+    app = make_app(seeded.url, tmp_path)
+
+    def pack(run_ids: list[int], pack_id: str | None) -> None:
+        with seeded.store.write() as session:
+            session.execute(update(Run).where(Run.id.in_(run_ids)).values(pack_id=pack_id))
+
+    async with app.run_test(size=(160, 40)) as pilot:
+        table = await loaded(pilot)
+        assert "pack" not in table.columns
+        table.move_cursor(row=table.order.index(seeded.fino[1]))
+        pack([seeded.running, seeded.fino[0]], "a1b2c3d4e5f6")
+        await wait_for(pilot, lambda: "pack" in table.columns, what="the pack column")
+        assert str(table.get_cell(str(seeded.running), "pack")) == "a1b2c3d4e5f6"
+        assert str(table.get_cell(str(seeded.failed), "pack")) == "-"
+        assert table.cursor_run == seeded.fino[1]  # laid out again, the cursor where it was
+        table.move_cursor(row=table.order.index(seeded.running))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen))
+        detail = app.screen
+        await wait_for(pilot, lambda: detail.detail is not None, what="the detail")
+        await pilot.pause()
+        assert "pack a1b2c3d4e5f6" in " ".join(on_screen(detail.query_one("#summary")).split())
+        await pilot.press("escape")
+        pack([seeded.running, seeded.fino[0]], None)  # back in the queue, say
+        await wait_for(pilot, lambda: "pack" not in table.columns, what="no pack column")
+        assert table.cursor_run == seeded.running
 
 
 async def test_filters_sort_and_pages_are_read_from_the_store(seeded: Seeded,

@@ -154,7 +154,11 @@ def test_table_columns_fit_the_width() -> None:
     for width in (40, 60, 100, 140):
         assert "algo" in [c.key for c in fitting(width)[0]]  # FINO and FQL told apart
     wide, _ = fitting(200)
-    assert len(wide) == 13
+    assert len(wide) == 13 and "pack" not in [c.key for c in wide]
+    # The pack column only where a run shown trains in a pack, after the status.
+    packed = [c.key for c in fitting(200, packed=True)[0]]
+    assert packed[packed.index("status") + 1] == "pack" and len(packed) == 14
+    assert "pack" not in [c.key for c in fitting(78, packed=True)[0]]
     # A long name keeps its end, where the profile, algorithm and seed are.
     assert middle_cut("cube-single-t1-quick-fino-s0", 22) == "cube-si…-quick-fino-s0"
     assert middle_cut("short", 22) == "short"

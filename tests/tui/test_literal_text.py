@@ -8,8 +8,6 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
-from textual.geometry import Region
-from textual.widget import Widget
 from textual.widgets import DataTable
 
 from fino.store.db import Store
@@ -18,25 +16,20 @@ from fino_tui.actions import FormError, QueueRequest, queue_runs
 from fino_tui.screens.detail import RunDetailScreen
 from fino_tui.widgets.run_table import RunTable
 from tests.inspect_fixtures import Seeded
-from tests.tui.conftest import make_app, wait_for
+from tests.tui.conftest import make_app, on_screen, wait_for
 
 NAME = "\x1b[31mred[bold]name[/]"
 TAGS = "[bold red]x[/],\x1b]0;title\x07"
 ERROR = "boom \x1b[2J[blink]gone[/]"
-
-
-def on_screen(widget: Widget) -> str:
-    """The text the widget draws, as Textual renders it."""
-    width, height = widget.outer_size
-    return "\n".join(strip.text for strip in widget.render_lines(Region(0, 0, width, height)))
+PACK = "[i]p\x1b[0m"  # fits the pack column
 
 
 @pytest.fixture
 def crafted(seeded: Seeded) -> int:
-    """The failed run, renamed and tagged with markup and escape sequences."""
+    """The failed run, renamed, tagged and packed with markup and escape sequences."""
     with seeded.store.write() as session:
         session.execute(update(Run).where(Run.id == seeded.failed)
-                        .values(name=NAME, tags=TAGS, error=ERROR))
+                        .values(name=NAME, tags=TAGS, error=ERROR, pack_id=PACK))
         session.add(Event(run_id=seeded.failed, kind="note",
                           message="\x1b[41m[reverse]event[/]"))
     return seeded.failed
@@ -51,6 +44,8 @@ async def test_markup_and_escapes_show_literally_in_table_and_detail(
         await wait_for(pilot, lambda: crafted in table.order, what="the crafted run")
         cell = table.get_cell(str(crafted), "name")
         assert cell.plain == "^[[31mred[bold]name[/]" and not cell.spans
+        pack = table.get_cell(str(crafted), "pack")
+        assert pack.plain == "[i]p^[[0m" and not pack.spans
         assert "^[[31mred[bold]name[/]" in on_screen(table)
         table.move_cursor(row=table.order.index(crafted))
         await pilot.press("enter")
@@ -61,6 +56,7 @@ async def test_markup_and_escapes_show_literally_in_table_and_detail(
         summary = on_screen(detail.query_one("#summary"))
         error = on_screen(detail.query_one("#error-text"))
         assert "[bold red]x[/],^[]0;title^G" in summary and "red[bold]name[/]" in summary
+        assert "[i]p^[[0m" in summary
         assert "boom ^[[2J[blink]gone[/]" in error
         events = detail.query_one("#events", DataTable)
         messages = [events.get_row_at(i)[3].plain for i in range(events.row_count)]
