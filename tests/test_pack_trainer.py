@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,7 +16,8 @@ from fino.algo.packing import PackError
 from fino.data.buffer import ReplayBuffer, SharedOfflineReplay, dataset_rows
 from fino.train.checkpoint import load_checkpoint
 from fino.train.config import RunConfig
-from fino.train.pack_trainer import PackTrainer
+from fino.train.errors import RunDisowned
+from fino.train.pack_trainer import PackTrainer, resume_step
 from fino.train.trainer import Trainer, TrainingDiverged
 from tests.test_trainer import records, tiny_config
 
@@ -27,7 +29,7 @@ SCHEDULE = dict(offline_steps=40, online_steps=40, eval_interval=40, entropy_int
 def _comparable(run_dir: Path) -> list[dict]:
     """metrics.jsonl records without the timing keys (wall-clock, not training)."""
     return [{k: v for k, v in r.items() if not k.startswith("time/") and k != "eval/seconds"
-             and k != "wall_time"} for r in records(run_dir)]
+             and k not in ("time", "wall_time")} for r in records(run_dir)]
 
 
 def _assert_same_run(pack_dir: Path, single_dir: Path) -> None:
@@ -139,3 +141,108 @@ def test_a_shared_offline_members_state_is_the_single_buffers_state(balanced):
                     assert torch.equal(mine[key], value), (step, key)
                 else:
                     assert mine[key] == value, (step, key)
+            # A single run's state loads into a fresh member, which then samples and adds
+            # rows exactly as the single buffer does.
+            restored = SharedOfflineReplay(dataset_rows(data), capacity=70, balanced=balanced,
+                                           seed=99)
+            restored.load_state_dict(theirs)
+            copy = ReplayBuffer(data, capacity=70, balanced=balanced, seed=99)
+            copy.load_state_dict(theirs)
+            for extra in range(25):
+                row = (np.full(3, -extra), np.ones(2), -1.0, np.zeros(3), False)
+                restored.add(*row)
+                copy.add(*row)
+                a, b = restored.sample(6), copy.sample(6)
+                for field in ("observations", "actions", "rewards", "next_observations",
+                              "terminated"):
+                    assert torch.equal(getattr(a, field), getattr(b, field)), (step, extra)
+
+
+class _AtStep:
+    """A sink that calls `action()` once it has logged `step`."""
+
+    def __init__(self, step, action):
+        self.step, self.action, self.done = step, action, False
+
+    def write(self, step, metrics):
+        if step >= self.step and not self.done:
+            self.done = True
+            self.action()
+
+    def event(self, kind, message):
+        pass
+
+    def truncate_after(self, step):
+        pass
+
+    def close(self):
+        pass
+
+
+class _Fence:
+    """A member's lease as the pack sees it: lost, or asked to stop."""
+
+    def __init__(self):
+        self.lost, self.cancel_requested = None, False
+
+    def confirm(self):
+        if self.lost:
+            raise RunDisowned(self.lost)
+
+
+def test_a_stopped_pack_resumes_exactly_and_a_member_resumes_alone_as_its_single_run(
+        tmp_path, task, dataset_dir):
+    base = tiny_config(dataset_dir, **{**SCHEDULE, "save_interval": 10})
+    configs = [base, replace(base, seed=1, agent=replace(base.agent, noise_scale=0.2))]
+    straight = [tmp_path / "a0", tmp_path / "a1"]
+    PackTrainer(configs, straight, task=task).run()
+    stopped = [tmp_path / "b0", tmp_path / "b1"]
+    holder = {}
+    stopper = _AtStep(55, lambda: holder["pack"].request_stop())  # stops at the log step 60
+    holder["pack"] = PackTrainer(configs, stopped, task=task, sinks_per_member=[[stopper], []])
+    results = holder["pack"].run()
+    assert [r.status for r in results] == ["interrupted"] * 2
+    saved = load_checkpoint(stopped[1] / "checkpoint.pt")
+    assert saved["step"] == 60 and saved["episode"]["length"] == 20  # mid online episode
+    shutil.copytree(stopped[1], tmp_path / "alone")
+    resumed = PackTrainer(configs, stopped, task=task, resume=True).run()
+    assert [r.status for r in resumed] == ["done"] * 2
+    for b, a in zip(stopped, straight, strict=True):
+        assert _comparable(b) == _comparable(a)
+        assert "resumed" in (b / "events.log").read_text()
+    # The member's checkpoint is a single run's: it resumes alone and ends as its single run.
+    Trainer(configs[1], tmp_path / "alone", task=task, resume=True).run()
+    Trainer(configs[1], tmp_path / "single", task=task).run()
+    _assert_same_run(tmp_path / "alone", tmp_path / "single")
+
+
+def test_a_member_asked_to_stop_or_disowned_leaves_alone(tmp_path, task, dataset_dir):
+    base = tiny_config(dataset_dir, **SCHEDULE)
+    configs = [base, replace(base, seed=1), replace(base, seed=2)]
+    dirs = [tmp_path / f"m{i}" for i in range(3)]
+    fences = [_Fence(), _Fence(), _Fence()]
+
+    def cancel_and_reclaim():
+        fences[1].cancel_requested = True
+        fences[2].lost = "run 3 was claimed again by another attempt"
+
+    sink = _AtStep(50, cancel_and_reclaim)
+    done, cancelled, disowned = PackTrainer(configs, dirs, task=task, fences=fences,
+                                            sinks_per_member=[[sink], [], []]).run()
+    assert done.status == "done"
+    assert cancelled.status == "interrupted" and cancelled.step == 50
+    assert load_checkpoint(dirs[1] / "checkpoint.pt")["step"] == 50
+    assert isinstance(disowned, RunDisowned)
+    assert load_checkpoint(dirs[2] / "checkpoint.pt")["step"] == 40  # nothing saved since
+    assert not (dirs[2] / "summary.json").exists()
+    Trainer(base, tmp_path / "single", task=task).run()
+    _assert_same_run(dirs[0], tmp_path / "single")
+
+
+def test_members_at_different_steps_are_not_resumed_as_one_pack(tmp_path, task, dataset_dir):
+    base = tiny_config(dataset_dir, **SCHEDULE)
+    configs = [base, replace(base, seed=1)]
+    PackTrainer(configs, [tmp_path / "a", tmp_path / "b"], task=task).run()
+    assert resume_step(tmp_path / "a") == 80 and resume_step(tmp_path / "c") == 0
+    with pytest.raises(PackError, match=r"different steps \(a: 80, c: 0\)"):
+        PackTrainer(configs, [tmp_path / "a", tmp_path / "c"], task=task, resume=True)

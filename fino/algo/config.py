@@ -29,6 +29,16 @@ class ConfigError(ValueError):
     """A configuration value outside its allowed range; the message names the field."""
 
 
+# Scalar agent settings a pack stores per member (as tensors), so members may differ in them:
+# they change no tensor shape and no code path (fino.algo.packing).
+PACKABLE = ("noise_scale", "alpha", "discount", "tau", "beta_init", "beta_lr",
+            "entropy_target", "action_noise_std")
+
+
+class PackError(ConfigError):
+    """Members that cannot share a pack; the message names the differing setting."""
+
+
 def default_num_candidates(action_dim: int) -> int:
     """The spec's K = min(10, ceil(d / 2))."""
     return min(10, math.ceil(action_dim / 2))

@@ -14,15 +14,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from fino.algo.config import AgentConfig, ConfigError
+from fino.algo.config import PACKABLE, AgentConfig, PackError
 
-# Scalar settings stored per member (as tensors), so members may differ in them.
-PACKABLE = ("noise_scale", "alpha", "discount", "tau", "beta_init", "beta_lr",
-            "entropy_target", "action_noise_std")
-
-
-class PackError(ConfigError):
-    """Members that cannot share a pack; the message names the differing setting."""
+__all__ = ["PACKABLE", "MemberSettings", "PackError", "check_pack_fits", "estimate_pack_bytes",
+           "shared_config"]
 
 
 def shared_config(configs: Sequence[AgentConfig]) -> AgentConfig:

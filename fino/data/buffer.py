@@ -270,6 +270,34 @@ class SharedOfflineReplay:
                 "pointer": pointer, "size": size, "num_online_added": self.num_online_added,
                 "generator": self.generator.get_state()}
 
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore a state written by `state_dict` or by `ReplayBuffer.state_dict` (a single
+        run's checkpoint): the member then samples as that buffer would."""
+        mine = (self.balanced, self.num_offline, self.capacity)
+        theirs = (state["balanced"], state["num_offline"], state["capacity"])
+        if mine != theirs:
+            raise ValueError(f"buffer state is for (balanced, offline rows, capacity)={theirs}, "
+                             f"this buffer has {mine}")
+        added = int(state["num_online_added"])
+        index, rows = state["index"], state["rows"]
+        if self.balanced:
+            ring, pointer, size = self.online, int(state["pointer"]), int(state["size"])
+        elif added <= self.online.capacity:  # no offline row overwritten: the shared rows hold
+            ring, pointer, size = self.online, added % self.online.capacity, added
+            index = index - self.num_offline
+        else:  # the single ring has overwritten offline rows: this member's own copy
+            obs_dim, action_dim = (self.shared["observations"].shape[1],
+                                   self.shared["actions"].shape[1])
+            ring = TransitionRing(self.capacity, obs_dim, action_dim)
+            ring.extend(self.shared)
+            pointer, size = int(state["pointer"]), int(state["size"])
+            self.private = self.online = ring
+        for key in FIELDS:
+            ring.data[key][index] = rows[key]
+        ring.pointer, ring.size = pointer, size
+        self.num_online_added = added
+        self.generator.set_state(state["generator"])
+
 
 class PackedReplay:
     """The replay buffers of a pack: one copy of the offline arrays shared by every member,

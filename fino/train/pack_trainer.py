@@ -6,7 +6,12 @@ summary.json).
 Offline, one packed update per step. Online, one batched `act` for the members' current
 observations, then each member's env stepped in turn in this process, each with its own
 episodes and online rows. Entropy, β, evaluations and checkpoints happen at a single run's
-steps with each member's own seeds. A member whose loss goes non-finite stops alone.
+steps with each member's own seeds. A member's checkpoint is the one its single run writes, so
+a member resumes alone or in another pack, and a pack resumes from its members' checkpoints.
+
+Members leave alone: one whose loss goes non-finite (diverged), one whose attempt lost its run
+(its fence: reclaimed, removed), one asked to stop (its fence's `cancel_requested`: it
+checkpoints and stops). `request_stop` stops them all, each with a checkpoint.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -24,85 +29,71 @@ import torch
 from fino.algo.agent import AgentPack, FinoAgent
 from fino.algo.config import AgentConfig, ConfigError
 from fino.algo.matmul import configure_cuda_matmul, configure_matmul
-from fino.algo.packing import PackError, shared_config
+from fino.algo.packing import PackError
 from fino.backends.base import Task
 from fino.backends.registry import load_task
 from fino.data.buffer import PackedReplay, SharedOfflineReplay
 from fino.provenance import MACHINE_MARK, code_version, machine
-from fino.train.checkpoint import CHECKPOINT_NAME, save_checkpoint
+from fino.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from fino.train.config import CONFIG_NAME, RunConfig
-from fino.train.errors import TrainingDiverged
+from fino.train.episode import OnlineEpisodes
+from fino.train.errors import RunDisowned, TrainingDiverged
 from fino.train.evaluate import evaluate, greedy_actor
+from fino.train.packable import check_packable
+from fino.train.seeds import seed_for
 from fino.train.sinks import Sink, SinkGroup
 from fino.train.trainer import (
     SUMMARY_NAME,
+    Fence,
     RunSummary,
     entropy_draws,
     run_sinks,
-    seed_for,
     summarize,
 )
 
-# What pack members may differ in besides the packable agent settings.
-_MEMBER_KEYS = ("seed",)
+
+def resume_step(run_dir: Path) -> int:
+    """The step a run folder's checkpoint resumes from (0 without one): members of one pack
+    must resume from the same step."""
+    path = Path(run_dir) / CHECKPOINT_NAME
+    return int(load_checkpoint(path)["step"]) if path.exists() else 0
 
 
-def check_packable(configs: Sequence[RunConfig]) -> None:
-    """Refuse, naming the setting, run configs that cannot share a pack."""
-    if not configs:
-        raise PackError("a pack needs at least one run")
-    first = configs[0].to_dict()
-    for index, config in enumerate(configs[1:], start=1):
-        other = config.to_dict()
-        for key, value in first.items():
-            if key in _MEMBER_KEYS or key == "agent":
-                continue
-            for name, mine, theirs in _differences(key, value, other[key]):
-                raise PackError(
-                    f"pack member {index} differs from member 0 in {name!r} ({theirs!r} != "
-                    f"{mine!r}); runs in a pack may differ only in the seed and the packable "
-                    "agent settings")
-    shared_config([c.agent for c in configs])
+class MemberFence(Fence, Protocol):
+    """A pack member's lease: a `Fence` that also says when its run was asked to stop."""
 
-
-def _differences(key: str, mine: Any, theirs: Any) -> list[tuple[str, Any, Any]]:
-    """(dotted name, value, other value) of each differing leaf of two config sections."""
-    if isinstance(mine, dict) and isinstance(theirs, dict):
-        return [d for k in mine for d in _differences(f"{key}.{k}", mine[k], theirs.get(k))]
-    return [] if mine == theirs else [(key, mine, theirs)]
+    cancel_requested: bool
 
 
 @dataclass
 class _Member:
-    """One run of the pack: its folder, sinks, replay, env, episode and record."""
+    """One run of the pack: its folder, sinks, replay, online episodes and record."""
 
     config: RunConfig
     run_dir: Path
     sinks: SinkGroup
     buffer: SharedOfflineReplay
-    env: Any = None
-    obs: np.ndarray | None = None
-    episodes: int = 0
-    env_steps: int = 0
-    ep_return: float = 0.0
-    ep_length: int = 0
-    ep_actions: list[np.ndarray] = field(default_factory=list)
+    online: OnlineEpisodes
+    fence: MemberFence | None = None
     eval_envs: list[Any] = field(default_factory=list)
     evaluations: list[dict[str, float]] = field(default_factory=list)
-    diverged: TrainingDiverged | None = None
+    saved_step: int | None = None
+    ended: TrainingDiverged | RunDisowned | None = None  # left the pack without a summary
+    stopped: bool = False  # asked to stop: checkpointed, interrupted
+    stopped_at: int = 0  # the step it stopped at
 
-    def episode_state(self) -> dict[str, Any] | None:
-        """The online episode in progress, as a single run's checkpoint holds it."""
-        if self.obs is None or not self.ep_actions:
-            return None
-        return {"actions": torch.as_tensor(np.stack(self.ep_actions)),
-                "obs": torch.as_tensor(np.asarray(self.obs)),
-                "return": self.ep_return, "length": self.ep_length}
+    @property
+    def active(self) -> bool:
+        return self.ended is None and not self.stopped
+
+    def evaluated_at(self, step: int) -> bool:
+        return any(e["step"] == step for e in self.evaluations)
 
 
 class PackTrainer:
     """Trains `configs` (one per folder of `run_dirs`) as one pack; `run()` returns, per
-    member, its RunSummary or the TrainingDiverged that stopped it."""
+    member, its RunSummary, or the TrainingDiverged or RunDisowned that ended it.
+    `resume=True`: members continue from their folders' checkpoints (all at one step)."""
 
     def __init__(
         self,
@@ -111,13 +102,16 @@ class PackTrainer:
         *,
         task: Task | None = None,
         sinks_per_member: Sequence[list[Sink]] | None = None,
+        fences: Sequence[MemberFence | None] | None = None,
+        resume: bool = False,
     ) -> None:
         if len(configs) != len(run_dirs):
             raise ValueError(f"{len(configs)} configs for {len(run_dirs)} run folders")
         if len({Path(d).resolve() for d in run_dirs}) != len(run_dirs):
             raise ValueError("each pack member needs a run folder of its own")
-        if sinks_per_member is not None and len(sinks_per_member) != len(configs):
-            raise ValueError(f"{len(sinks_per_member)} sink lists for {len(configs)} members")
+        for name, given in (("sink lists", sinks_per_member), ("fences", fences)):
+            if given is not None and len(given) != len(configs):
+                raise ValueError(f"{len(given)} {name} for {len(configs)} members")
         check_packable(configs)
         self.configs = list(configs)
         tc = self.configs[0].train
@@ -142,28 +136,54 @@ class PackTrainer:
         # Single agents that evaluate one member at a time with its weights (one per distinct
         # agent config), so that a member's evaluation is a single run's.
         self._evaluators: dict[AgentConfig, FinoAgent] = {}
+        self.step = 0
         self.members: list[_Member] = []
         for i, (config, run_dir) in enumerate(zip(self.configs, run_dirs, strict=True)):
             folder = Path(run_dir)
             folder.mkdir(parents=True, exist_ok=True)
-            (folder / CONFIG_NAME).write_text(json.dumps(config.to_dict(), indent=2))
-            sinks = run_sinks(folder, sinks_per_member[i] if sinks_per_member else None)
-            sinks.truncate_after(-1)  # a folder an earlier attempt used starts afresh
-            self.members.append(_Member(config, folder, sinks, self.replay.members[i]))
-        self.step = 0
+            self.members.append(_Member(
+                config, folder, SinkGroup([]), self.replay.members[i],
+                OnlineEpisodes(self.task, config.seed,
+                               on_replay_failed=self._replay_failed_notice(i)),
+                fence=fences[i] if fences else None))
+        if resume:
+            self._restore()
+        for i, m in enumerate(self.members):
+            if not resume:
+                (m.run_dir / CONFIG_NAME).write_text(json.dumps(m.config.to_dict(), indent=2))
+            m.sinks = run_sinks(m.run_dir, sinks_per_member[i] if sinks_per_member else None)
+            # As a single run: nothing logged after the checkpoint survives (or, afresh,
+            # nothing an earlier attempt logged in the folder).
+            m.sinks.truncate_after(self.step if resume else -1)
+            if resume:
+                m.sinks.event("resumed", f"from step {self.step} (in a pack of "
+                              f"{len(self.members)})")
+        self._stop = False
         self._last_entropy: tuple[int, torch.Tensor] | None = None
         self._compiled = not tc.compile
+
+    def _replay_failed_notice(self, member: int) -> Any:
+        return lambda message: self.members[member].sinks.event("resumed", message)
 
     @property
     def train_config(self) -> Any:
         return self.configs[0].train
 
+    def request_stop(self) -> None:
+        """Ask every member to checkpoint and stop at the next step boundary, or during an
+        evaluation (redone on resume); signal-safe."""
+        self._stop = True
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop
+
     def _active(self) -> list[int]:
-        return [i for i, m in enumerate(self.members) if m.diverged is None]
+        return [i for i, m in enumerate(self.members) if m.active]
 
     # ---- the loop -----------------------------------------------------------------------------
 
-    def run(self) -> list[RunSummary | TrainingDiverged]:
+    def run(self) -> list[RunSummary | TrainingDiverged | RunDisowned]:
         tc = self.train_config
         start = time.perf_counter()
         where = machine(str(self.agent.device))
@@ -172,10 +192,13 @@ class PackTrainer:
                           f"{self.step}/{tc.total_steps}, fino {code_version()}"
                           f"{MACHINE_MARK}{where}")
         try:
-            if self._evaluation_due():
+            if self._evaluation_due():  # a fresh step 0, or one a stop interrupted
                 self._evaluate()
             window = (time.perf_counter(), self.step, self._env_steps())
-            while self.step < tc.total_steps and self._active():
+            while self.step < tc.total_steps and not self._stop:
+                self._check_fences()
+                if not self._active():
+                    break
                 online = self.step >= tc.offline_steps
                 if online:
                     self._env_steps_all()
@@ -199,27 +222,32 @@ class PackTrainer:
                     if metrics[i]:
                         m = self.members[i]
                         m.sinks.write(self.step, {**metrics[i], **self._progress(m)})
-                if self._evaluation_due():
+                if self._evaluation_due() and not self._stop:  # else redone on resume
                     self._check_finite(update_metrics)
                     self._evaluate()
                 if self.step % tc.save_interval == 0 or self.step == tc.total_steps:
-                    self.save()
+                    self._save(self._active())
+            self._check_finite(None)
             for i in self._active():
-                self.members[i].sinks.event("finished", f"step {self.step}")
+                m = self.members[i]
+                if self.step == tc.total_steps and m.evaluated_at(self.step):
+                    m.sinks.event("finished", f"step {self.step}")
+                else:
+                    self._stop_member(i)
         finally:
             for m in self.members:
                 m.sinks.close()
-                for env in [m.env, *m.eval_envs]:
-                    if env is not None:
-                        env.close()
+                m.online.close()
+                for env in m.eval_envs:
+                    env.close()
         wall = time.perf_counter() - start
-        results: list[RunSummary | TrainingDiverged] = []
+        results: list[RunSummary | TrainingDiverged | RunDisowned] = []
         for m in self.members:
-            if m.diverged is not None:
-                results.append(m.diverged)
+            if m.ended is not None:
+                results.append(m.ended)
                 continue
-            status = "done" if self.step == tc.total_steps else "interrupted"
-            summary = summarize(m.config, status, self.step, m.env_steps, m.evaluations, wall)
+            status, step = ("interrupted", m.stopped_at) if m.stopped else ("done", self.step)
+            summary = summarize(m.config, status, step, m.online.env_steps, m.evaluations, wall)
             (m.run_dir / SUMMARY_NAME).write_text(json.dumps(summary.to_dict(), indent=2))
             results.append(summary)
         return results
@@ -229,11 +257,11 @@ class PackTrainer:
         return self.step % tc.eval_interval == 0 or self.step == tc.total_steps
 
     def _env_steps(self) -> int:
-        return self.members[0].env_steps  # the same for every member still running
+        return self.members[0].online.env_steps  # the same for every member still running
 
     def _progress(self, m: _Member, offset: int = 0) -> dict[str, float]:
         return {"progress/online": float(self.step + offset > self.train_config.offline_steps),
-                "progress/env_steps": float(m.env_steps)}
+                "progress/env_steps": float(m.online.env_steps)}
 
     def _throughput(self, window: tuple[float, int, int]) -> dict[str, float]:
         t0, step0, env0 = window
@@ -249,16 +277,37 @@ class PackTrainer:
             self.members[i].sinks.event(
                 "compiling", "compiling the update (the first step; up to a few minutes)")
 
-    # ---- divergence ---------------------------------------------------------------------------
+    # ---- members leaving ----------------------------------------------------------------------
+
+    def _check_fences(self) -> None:
+        """Members whose attempt lost its run leave without writing; members whose run was
+        asked to stop checkpoint and leave."""
+        for i in self._active():
+            fence = self.members[i].fence
+            if fence is None:
+                continue
+            if fence.lost:
+                self._disown(i, RunDisowned(fence.lost))
+            elif fence.cancel_requested:
+                self._stop_member(i)
+
+    def _disown(self, member: int, exc: RunDisowned) -> None:
+        self.members[member].ended = exc
+
+    def _stop_member(self, member: int) -> None:
+        """Checkpoint member `member` (unless its checkpoint is at this step) and stop it."""
+        m = self.members[member]
+        if m.saved_step != self.step:
+            self._save([member])
+        if m.active:  # the checkpoint may have found the run disowned
+            m.stopped, m.stopped_at = True, self.step
+            m.sinks.event("interrupted", f"checkpointed at step {self.step}")
 
     def _check_finite(self, update_metrics: torch.Tensor | None) -> None:
         """Stop each newly diverged member alone, with a single run's "diverged" event (one
         device sync; run where a single run checks)."""
-        bad = {i: u for i, u in self.agent.nonfinite_members().items()
-               if self.members[i].diverged is None}
-        if not bad:
-            return
-        infos = self.agent.infos(update_metrics) if update_metrics is not None else None
+        bad = {i: u for i, u in self.agent.nonfinite_members().items() if self.members[i].active}
+        infos = self.agent.infos(update_metrics) if bad and update_metrics is not None else None
         offline_steps = self.train_config.offline_steps
         for i, update in bad.items():
             m = self.members[i]
@@ -267,51 +316,32 @@ class PackTrainer:
             loss = f"member 0 (seed {m.config.seed}) first at update {update}"
             if infos is not None:
                 loss += ": " + ", ".join(f"{k}={v:.4g}" for k, v in infos[i].items())
-            m.diverged = TrainingDiverged(
+            m.ended = TrainingDiverged(
                 f"non-finite loss at step {first} ({phase} phase; found at step {self.step}): "
                 f"non-finite loss: {loss}; the last checkpoint (if any) in {m.run_dir} is "
                 "intact")
-            m.sinks.event("diverged", str(m.diverged))
-        running = self._active()
-        if running:  # a diverged member's NaNs would break the shared entropy fits
-            for i in bad:
-                self.agent.overwrite_member(i, running[0])
+            m.sinks.event("diverged", str(m.ended))
+        active = self._active()
+        if active:  # members that left train on unwatched: keep them finite for shared work
+            for i, m in enumerate(self.members):
+                if not m.active:
+                    self.agent.overwrite_member(i, active[0])
 
     # ---- online steps -------------------------------------------------------------------------
 
     def _env_steps_all(self) -> None:
         """One batched act for every member's current observation, then each env's step."""
-        for i in self._active():
-            m = self.members[i]
-            if m.env is None:
-                m.env = self.task.make_env()
-            if m.obs is None:
-                m.obs, _ = m.env.reset(seed=seed_for(m.config.seed, 0, m.episodes))
-                m.ep_return, m.ep_length, m.ep_actions = 0.0, 0, []
-        obs = np.stack([np.zeros_like(self.members[self._active()[0]].obs)
-                        if m.obs is None else m.obs for m in self.members])
+        active = self._active()
+        current = {i: self.members[i].online.observation() for i in active}
+        blank = np.zeros_like(current[active[0]])
+        obs = np.stack([current.get(i, blank) for i in range(len(self.members))])
         actions = self.agent.act(torch.as_tensor(obs, dtype=torch.float32)[:, None])
         actions = actions[:, 0].cpu().numpy()
-        for i in self._active():
-            self._member_env_step(self.members[i], actions[i])
-
-    def _member_env_step(self, m: _Member, action: np.ndarray) -> None:
-        m.ep_actions.append(action)
-        next_obs, reward, terminated, truncated, info = m.env.step(action)
-        m.buffer.add(m.obs, action, self.task.training_reward(float(reward)), next_obs,
-                     bool(terminated))
-        m.env_steps += 1
-        m.ep_return += float(reward)
-        m.ep_length += 1
-        m.obs = next_obs
-        if terminated or truncated:
-            m.episodes += 1
-            score = self.task.score_episode(m.ep_return, info)
-            m.sinks.write(self.step + 1, {
-                "online/episode_return": m.ep_return,
-                "online/episode_length": float(m.ep_length),
-                "online/episode_score": score, **self._progress(m, offset=1)})
-            m.obs = None
+        for i in active:
+            m = self.members[i]
+            finished = m.online.step(actions[i], m.buffer)
+            if finished is not None:
+                m.sinks.write(self.step + 1, {**finished, **self._progress(m, offset=1)})
 
     # ---- entropy, β, evaluation ---------------------------------------------------------------
 
@@ -325,10 +355,10 @@ class PackTrainer:
             self._last_entropy = (self.step, entropy)
         entropy = self._last_entropy[1]
         if update_beta and self.agent.config.num_candidates > 1:
-            # A diverged member's β is left as it was (its entropy may be NaN).
-            stopped = torch.tensor([m.diverged is not None for m in self.members])
+            # A member that left keeps its β (a diverged one's entropy may be NaN).
+            left = torch.tensor([not m.active for m in self.members])
             self.agent.update_beta(torch.where(
-                stopped, self.agent.settings.entropy_target.cpu(), entropy))
+                left, self.agent.settings.entropy_target.cpu(), entropy))
         out: dict[int, dict[str, float]] = {}
         for i in self._active():
             values = {"policy/entropy": float(entropy[i]),
@@ -339,12 +369,14 @@ class PackTrainer:
         return out
 
     def _evaluate(self) -> None:
-        """Each running member's evaluation, as a single run of its config evaluates."""
+        """The evaluation at this step of each running member that lacks one, as a single run
+        of its config evaluates; a stop request interrupts it (redone on resume)."""
         tc = self.train_config
-        if not self._active():
+        due = [i for i in self._active() if not self.members[i].evaluated_at(self.step)]
+        if not due:
             return
         entropy = self._entropy_and_beta(update_beta=False)
-        for i in self._active():
+        for i in due:
             m = self.members[i]
             if not m.eval_envs:
                 n = min(tc.eval_envs, tc.eval_episodes)
@@ -352,14 +384,20 @@ class PackTrainer:
             started = time.perf_counter()
             actor = greedy_actor(self._evaluator(i), seed=seed_for(m.config.seed, 2, self.step))
             result = evaluate(actor, self.task, m.eval_envs, tc.eval_episodes,
-                              seed=seed_for(m.config.seed, 1, 0))
-            assert result is not None  # nothing asks a pack to stop mid-evaluation
+                              seed=seed_for(m.config.seed, 1, 0), stopping=lambda: self._stop)
+            if result is None or self._stop:
+                for j in due[due.index(i):]:
+                    self.members[j].sinks.event(
+                        "interrupted", f"evaluation at step {self.step} stopped; it is redone "
+                        "on resume")
+                return
             metrics = {**result.metrics(), "eval/seconds": time.perf_counter() - started}
             metrics.update(entropy[i])
             metrics["actor/noise_scale"] = self.agent.configs[i].noise_scale
             metrics.update(self._progress(m))
             m.sinks.write(self.step, metrics)
             m.evaluations.append({"step": self.step, **metrics})
+            m.saved_step = None  # a checkpoint taken before it lacks it
 
     def _evaluator(self, member: int) -> FinoAgent:
         """A single agent holding member `member`'s current weights."""
@@ -377,13 +415,52 @@ class PackTrainer:
 
     def save(self) -> None:
         """Each running member's checkpoint, the state a single run's `save` writes."""
-        self._check_finite(None)
-        for i in self._active():
+        self._save(self._active())
+
+    def _save(self, members: Sequence[int]) -> None:
+        self._check_finite(None)  # never overwrite a good checkpoint with diverged weights
+        for i in members:
             m = self.members[i]
-            m.sinks.flush()
-            save_checkpoint(m.run_dir / CHECKPOINT_NAME, {
-                "config": m.config.to_dict(), "step": self.step, "env_steps": m.env_steps,
-                "episodes": m.episodes, "evaluations": m.evaluations,
-                "agent": self.agent.member_state(i), "buffer": m.buffer.state_dict(),
-                "episode": m.episode_state()})
+            if not m.active:
+                continue
+            m.sinks.flush()  # no checkpoint ahead of the stored metrics
+            try:
+                save_checkpoint(m.run_dir / CHECKPOINT_NAME, {
+                    "config": m.config.to_dict(), "step": self.step,
+                    "env_steps": m.online.env_steps, "episodes": m.online.episodes,
+                    "evaluations": m.evaluations, "agent": self.agent.member_state(i),
+                    "buffer": m.buffer.state_dict(), "episode": m.online.state()},
+                    before_replace=m.fence.confirm if m.fence is not None else None)
+            except RunDisowned as exc:
+                self._disown(i, exc)
+                continue
+            m.saved_step = self.step
             m.sinks.event("checkpoint", f"step {self.step}")
+
+    def _restore(self) -> None:
+        """Every member from its folder's checkpoint; they must all be at one step."""
+        states = {}
+        for i, m in enumerate(self.members):
+            path = m.run_dir / CHECKPOINT_NAME
+            if path.exists():
+                states[i] = load_checkpoint(path)
+        steps = {i: int(s["step"]) for i, s in states.items()}
+        found = {steps.get(i, 0) for i in range(len(self.members))}
+        if len(found) > 1:
+            listed = ", ".join(f"{m.run_dir.name}: {steps.get(i, 0)}"
+                               for i, m in enumerate(self.members))
+            raise PackError(f"pack members resume from different steps ({listed}); a pack "
+                            "trains its members in lockstep: resume them apart")
+        for i, state in states.items():
+            m = self.members[i]
+            saved = json.loads(json.dumps(state["config"]))
+            if saved != json.loads(json.dumps(m.config.to_dict())):
+                raise ValueError(f"{m.run_dir / CHECKPOINT_NAME} was written by another run "
+                                 "config; resume with the run's own config.json")
+            self.agent.load_member_state(i, state["agent"])
+            m.buffer.load_state_dict(state["buffer"])
+            m.online.restore(int(state["env_steps"]), int(state["episodes"]),
+                             state.get("episode"))
+            m.evaluations = list(state["evaluations"])
+            m.saved_step = int(state["step"])
+        self.step = found.pop()

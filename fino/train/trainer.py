@@ -9,7 +9,6 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
 import torch
 
 from fino.algo.agent import FinoAgent, NonFiniteLoss
@@ -21,8 +20,10 @@ from fino.data.buffer import ReplayBuffer
 from fino.provenance import MACHINE_MARK, code_version, machine
 from fino.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from fino.train.config import CONFIG_NAME, RunConfig
+from fino.train.episode import OnlineEpisodes
 from fino.train.errors import RunDisowned, TrainingDiverged
 from fino.train.evaluate import EvalResult, evaluate, greedy_actor
+from fino.train.seeds import seed_for
 from fino.train.sinks import EvalCsvSink, EventLogSink, JsonlSink, Sink, SinkGroup
 
 SUMMARY_NAME = "summary.json"
@@ -61,11 +62,6 @@ class RunSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def seed_for(seed: int, stream: int, index: int) -> int:
-    """A distinct, reproducible env seed per (run seed, stream, episode index)."""
-    return int(np.random.SeedSequence([seed, stream, index]).generate_state(1)[0] >> 1)
 
 
 def run_sinks(run_dir: Path, extra: list[Sink] | None = None) -> SinkGroup:
@@ -137,16 +133,10 @@ class Trainer:
             self.task = replace(self.task, train_dataset={}, val_dataset=None)
         self.progress = progress
         self.step = 0
-        self.env_steps = 0
-        self.episodes = 0
+        self.online = OnlineEpisodes(self.task, config.seed,
+                                     on_replay_failed=lambda m: self.sinks.event("resumed", m))
         self.evaluations: list[dict[str, float]] = []
         self._stop = False
-        self._env: Any = None
-        self._obs: np.ndarray | None = None
-        self._ep_return = 0.0
-        self._ep_length = 0
-        self._ep_actions: list[np.ndarray] = []  # this episode's actions, to replay on resume
-        self._pending_episode: dict[str, Any] | None = None  # from the checkpoint, not replayed
         self._eval_envs: list[Any] = []
         self._last_entropy: tuple[int, float] | None = None
         self._compiled = not tc.compile  # the first update in this process compiles it
@@ -230,9 +220,9 @@ class Trainer:
             raise
         finally:
             self.sinks.close()
-            for env in [self._env, *self._eval_envs]:
-                if env is not None:
-                    env.close()
+            self.online.close()
+            for env in self._eval_envs:
+                env.close()
         summary = self.summary(status, time.perf_counter() - start)
         (self.run_dir / SUMMARY_NAME).write_text(json.dumps(summary.to_dict(), indent=2))
         return summary
@@ -264,67 +254,20 @@ class Trainer:
                 f"non-finite loss at step {first} ({phase} phase; found at step {self.step}): "
                 f"{exc}; the last checkpoint (if any) in {self.run_dir} is intact") from exc
 
+    @property
+    def env_steps(self) -> int:
+        return self.online.env_steps
+
+    @property
+    def episodes(self) -> int:
+        return self.online.episodes
+
     def _env_step(self) -> None:
-        if self._env is None:
-            self._env = self.task.make_env()
-        if self._obs is None:
-            self._start_episode()
-        action = self.agent.act(torch.as_tensor(self._obs, dtype=torch.float32)).cpu().numpy()
-        self._ep_actions.append(action)
-        next_obs, reward, terminated, truncated, info = self._env.step(action)
-        self.buffer.add(self._obs, action, self.task.training_reward(float(reward)), next_obs,
-                        bool(terminated))
-        self.env_steps += 1
-        self._ep_return += float(reward)
-        self._ep_length += 1
-        self._obs = next_obs
-        if terminated or truncated:
-            self.episodes += 1
-            score = self.task.score_episode(self._ep_return, info)
-            self.sinks.write(self.step + 1, {
-                "online/episode_return": self._ep_return,
-                "online/episode_length": float(self._ep_length),
-                "online/episode_score": score, **self._progress_metrics(offset=1)})
-            self._obs = None
-
-    def _start_episode(self) -> None:
-        """Reset the env with this episode's seed; an episode the checkpoint left in progress
-        is replayed (same seed, same actions) and continues where it stopped."""
-        seed = seed_for(self.config.seed, 0, self.episodes)
-        self._obs, _ = self._env.reset(seed=seed)
-        self._ep_return, self._ep_length, self._ep_actions = 0.0, 0, []
-        pending, self._pending_episode = self._pending_episode, None
-        if pending is None:
-            return
-        if self._replay(pending):
-            return
-        self._obs, _ = self._env.reset(seed=seed)
-        self.sinks.event("resumed", "the environment did not replay the episode in progress "
-                         "exactly (it is not deterministic given its seed and actions); a new "
-                         "episode starts from the same seed")
-
-    def _replay(self, pending: dict[str, Any]) -> bool:
-        """Step the freshly reset env through the saved actions; whether it reached the saved
-        observation exactly (then the episode goes on as if never interrupted)."""
-        actions = pending["actions"].numpy()
-        obs = self._obs
-        for action in actions:
-            obs, _, terminated, truncated, _ = self._env.step(action)
-            if terminated or truncated:
-                return False
-        if not np.array_equal(np.asarray(obs), pending["obs"].numpy()):
-            return False
-        self._obs, self._ep_actions = obs, list(actions)
-        self._ep_return, self._ep_length = float(pending["return"]), int(pending["length"])
-        return True
-
-    def _episode_state(self) -> dict[str, Any] | None:
-        """The online episode in progress, as its actions so far (the env replays them)."""
-        if self._obs is None or not self._ep_actions:
-            return None
-        return {"actions": torch.as_tensor(np.stack(self._ep_actions)),
-                "obs": torch.as_tensor(np.asarray(self._obs)),
-                "return": self._ep_return, "length": self._ep_length}
+        obs = self.online.observation()
+        action = self.agent.act(torch.as_tensor(obs, dtype=torch.float32)).cpu().numpy()
+        finished = self.online.step(action, self.buffer)
+        if finished is not None:
+            self.sinks.write(self.step + 1, {**finished, **self._progress_metrics(offset=1)})
 
     def _entropy_and_beta(self, update_beta: bool) -> dict[str, float]:
         if self._last_entropy is not None and self._last_entropy[0] == self.step:
@@ -413,7 +356,7 @@ class Trainer:
             "config": self.config.to_dict(), "step": self.step, "env_steps": self.env_steps,
             "episodes": self.episodes, "evaluations": self.evaluations,
             "agent": self.agent.state_dict(), "buffer": self.buffer.state_dict(),
-            "episode": self._episode_state()},
+            "episode": self.online.state()},
             before_replace=self.fence.confirm if self.fence is not None else None)
         self._saved_step = self.step
         self.sinks.event("checkpoint", f"step {self.step}")
@@ -425,7 +368,6 @@ class Trainer:
                              "resume with the run's own config.json")
         self.agent.load_state_dict(state["agent"])
         self.buffer.load_state_dict(state["buffer"])
-        self.step, self.env_steps = int(state["step"]), int(state["env_steps"])
-        self.episodes = int(state["episodes"])
+        self.step = int(state["step"])
+        self.online.restore(int(state["env_steps"]), int(state["episodes"]), state.get("episode"))
         self.evaluations = list(state["evaluations"])
-        self._pending_episode = state.get("episode")
