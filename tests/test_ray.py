@@ -160,3 +160,19 @@ def test_a_killed_driver_of_a_local_ray_instance_gives_its_run_sigterm(tmp_path)
     finally:
         driver.kill()
         driver.wait()
+
+
+@pytest.mark.slow
+def test_a_pack_runs_as_one_ray_task(pg_url, tmp_path, dataset):
+    store = Store(pg_url)
+    ids = queue_pendulum(store, dataset, tmp_path / "runs", range(3))
+    worker = start_worker(pg_url, *RAY, "--pack", "3", "--until-empty", cwd=tmp_path)
+    output = worker.communicate(timeout=600)[0]
+    assert worker.returncode == 0, output
+    assert set(statuses(store).values()) == {"done"}
+    runs = [queue.get_run(store, i) for i in ids]
+    assert len({r.pack_id for r in runs}) == 1 and runs[0].pack_id is not None
+    assert "pack" in output and output.count("started") == 1  # one task for the three runs
+    for run_id in ids:
+        assert metric_steps(store, run_id, "critic/loss") == [10, 20, 30, 40, 50, 60]
+    store.dispose()

@@ -194,20 +194,32 @@ def run(
     resume: Annotated[Path | None, typer.Option(
         help="Continue the run in this folder from its last checkpoint.")] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar or table.")] = False,
-    run_id: Annotated[int | None, typer.Option(
+    run_id: Annotated[list[int] | None, typer.Option(
         help="Run a queued run of the store (what `fino worker` starts); metrics go to the "
-             "database too.")] = None,
+             "database too. Repeated: train those runs as one pack (`fino worker --pack`).")
+    ] = None,
     db: Annotated[str | None, typer.Option(
         envvar="FINO_DB_URL", help="Database URL or SQLite path (default ./experiments.db).",
         show_default=False)] = None,
 ) -> None:
     """Train offline then online on one task; exit code 0 only when the run completes."""
+    if run_id is not None and len(run_id) > 1:
+        from fino.cli.run_pack import run_pack
+
+        try:
+            code = run_pack(run_id, db, quiet)
+        except KeyboardInterrupt:
+            fail("stopped at once; each member's last checkpoint is intact",
+                 code=EXIT_INTERRUPTED)
+        except (*KNOWN_ERRORS, OSError) as exc:
+            fail(str(exc) if isinstance(exc, KNOWN_ERRORS) else os_error_line(exc))
+        raise typer.Exit(code)
     sinks: list = []
     lease: LeaseWatch | None = None
     run_dir: Path | None = None
     try:
         if run_id is not None:
-            config, run_dir, is_resume, sinks, lease = _from_store(run_id, db)
+            config, run_dir, is_resume, sinks, lease = _from_store(run_id[0], db)
         elif resume is not None:
             run_dir, is_resume = resume, True
             config_file = run_dir / CONFIG_NAME

@@ -18,7 +18,12 @@ console = Console(stderr=True)
 
 
 def worker(
-    jobs: Annotated[int, typer.Option(help="Runs at a time.")] = 1,
+    jobs: Annotated[int, typer.Option(help="Processes at a time (runs, or packs of runs).")
+    ] = 1,
+    pack: Annotated[str, typer.Option(
+        help="Runs per process: N claims up to N queued runs that differ only in the seed and "
+             "packable agent settings and trains them as one pack on batched weights; auto: 1 "
+             "on a CPU, on CUDA as many as fit in the device's memory (up to 32).")] = "1",
     until_empty: Annotated[bool, typer.Option(
         help="Exit when the queue is empty and the runs are finished.")] = False,
     backend: Annotated[str, typer.Option(
@@ -44,7 +49,8 @@ def worker(
     Runs are claimed by priority, then age, and each runs as `fino run --run-id ID`. Exits
     with code 1 when a run it settled failed or was lost.
 
-    Examples: fino worker --jobs 2 --until-empty;
+    Examples: fino worker --jobs 2 --until-empty; fino worker --pack 16 (seeds of one
+    config trained together);
     fino worker --backend ray --address auto --jobs 16 --gpus-per-run 0.25
     """
     from fino.launch.executor import get_executor
@@ -63,13 +69,17 @@ def worker(
         pool = Worker(store, executor, jobs=jobs, until_empty=until_empty,
                       max_attempts=max_attempts, heartbeat_interval=heartbeat, expiry=expiry,
                       on_interrupt=on_interrupt,  # type: ignore[arg-type]
-                      log=lambda m: console.log(m))
+                      pack=pack, log=lambda m: console.log(m))
     except ValueError as exc:
         fail(str(exc))
+    packs = f", up to {pool.pack_size} runs per pack" if pool.pack_size > 1 else ""
     console.log(f"worker {pool.host}:{pool.pid} serving {store} with {jobs} job(s) "
-                f"({backend}); Ctrl-C stops the runs and {on_interrupt}s them")
+                f"({backend}{packs}); Ctrl-C stops the runs and {on_interrupt}s them")
     pool.run()
     report_settled(pool)
+    if pool.refused:
+        fail(f"a pack did not fit: {pool.refused}; its runs are queued again (use a smaller "
+             "--pack)")
 
 
 def report_settled(pool: Worker) -> None:

@@ -1,6 +1,12 @@
 """The worker: claims queued runs, runs each as a child process (`fino run --run-id ID`),
 heartbeats them, and decides their final status from the exit code.
 
+With `pack` > 1 it claims up to that many packable runs at once (equal configs but for the seed
+and the packable agent settings) and runs them as one process (`fino run --run-id A --run-id B
+...`); each member keeps its own attempt token, and the process's result file says per member
+what its exit code would have been alone. A member cancelled or reclaimed stops alone inside the
+process; a pack process that dies leaves its unsettled members lost.
+
 Each claim carries an attempt token, passed to the child with its lease (`fino.store.lease`):
 heartbeats and status changes name the token, so a worker that stalled and lost a run to another
 worker can no longer touch it, and its children stop themselves once the lease runs out. A
@@ -25,11 +31,15 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from fino.launch.executor import LOST, Executor
+from fino.launch.packs import FIT_ENV, REFUSED, RELEASED, RESULT_ENV, read_outcome
 from fino.launch.threads import child_thread_env
 from fino.store import queue
 from fino.store.db import Store
 from fino.store.lease import Lease
 from fino.store.models import Run
+from fino.train.packable import packable
+
+AUTO_PACK_CUDA = 32  # `--pack auto` on a CUDA machine: claim up to this many, fitted to memory
 
 LOG_NAME = "worker.log"
 EXIT_DISOWNED = 75  # `fino run`'s exit code when its attempt lost the run (fino.cli.run)
@@ -47,10 +57,31 @@ class Active:
     max_attempts: int
     stop_reason: str | None = None  # why we asked it to stop: cancelled | requeue | disowned
     kill_at: float | None = None
+    pack_id: str | None = None  # members of one pack share the handle and the result file
+    result_path: Path | None = None
 
 
-def child_command(run_id: int) -> list[str]:
-    return [sys.executable, "-m", "fino.cli.main", "run", "--run-id", str(run_id), "--quiet"]
+def child_command(run_ids: int | Sequence[int]) -> list[str]:
+    ids = [run_ids] if isinstance(run_ids, int) else list(run_ids)
+    return [sys.executable, "-m", "fino.cli.main", "run",
+            *[arg for i in ids for arg in ("--run-id", str(i))], "--quiet"]
+
+
+def resolve_pack(pack: int | str) -> tuple[int, bool]:
+    """(runs to claim at once, fit them to memory) from `--pack N|auto`: auto is 1 on a CPU,
+    and on CUDA up to AUTO_PACK_CUDA fitted to the device's free memory."""
+    if pack == "auto":
+        import torch
+
+        return (AUTO_PACK_CUDA, True) if torch.cuda.is_available() else (1, False)
+    try:
+        size = int(pack)
+    except (TypeError, ValueError):
+        size = 0
+    if size < 1:
+        raise ValueError(f"--pack {pack}: expected a positive number of runs per process, or "
+                         "auto")
+    return size, False
 
 
 def log_tail(path: Path, lines: int = 15) -> str:
@@ -97,14 +128,17 @@ class Worker:
         poll_interval: float = 0.5,
         grace: float = 30.0,
         on_interrupt: OnInterrupt = "requeue",
+        pack: int | str = 1,
         only: Sequence[int] | None = None,
         on_tick: Callable[[], None] | None = None,
         log: Callable[[str], None] = print,
     ) -> None:
-        """`only`: serve just these runs and return once they are all settled; `on_tick`:
-        called every loop (a progress display)."""
+        """`jobs`: processes at a time; `pack`: runs per process (N or "auto"); `only`: serve
+        just these runs and return once they are all settled; `on_tick`: called every loop (a
+        progress display)."""
         if jobs < 1:
             raise ValueError(f"jobs={jobs}: must be >= 1")
+        self.pack_size, self.fit_pack = resolve_pack(pack)
         if expiry < 6 * heartbeat_interval:
             raise ValueError(f"--expiry {expiry:g} must be at least six heartbeat intervals "
                              f"({6 * heartbeat_interval:g} s): a run's lease is the expiry less "
@@ -121,6 +155,7 @@ class Worker:
         self.active: dict[int, Active] = {}
         self.finished: dict[int, str] = {}
         self._stopping = False
+        self.refused: str | None = None  # a pack too large for memory: the worker stops
         self._db_error_at = -float("inf")  # monotonic time of the last failed database call
 
     # ---- control ----
@@ -211,40 +246,74 @@ class Worker:
         for run_id in reaped:
             self.log(f"run {run_id}: heartbeat expired, marked lost")
 
-    def _fill(self) -> None:
-        while len(self.active) < self.jobs:
-            claim = queue.claim_next(self.store, host=self.host, pid=self.pid,
-                                     among=self.only, max_attempts=self.max_attempts)
-            if claim is None:
-                return
-            run = queue.get_run(self.store, claim.run_id)
-            self._start(run, claim.token)
+    def _processes(self) -> int:
+        return len({id(a.handle) for a in self.active.values()})
 
-    def _start(self, run: Run, token: str) -> None:
-        log_path = Path(run.run_dir or f"runs/{run.id:06d}") / LOG_NAME
-        lease = self.lease(run.id, token)
+    def _fill(self) -> None:
+        while self._processes() < self.jobs:
+            claims = queue.claim_pack(self.store, host=self.host, pid=self.pid,
+                                      size=self.pack_size, fits=packable, among=self.only,
+                                      max_attempts=self.max_attempts, exclude=list(self.active))
+            if not claims:
+                return
+            runs = [queue.get_run(self.store, c.run_id) for c in claims]
+            self._start(runs, [c.token for c in claims], claims[0].pack_id)
+
+    def _start(self, runs: list[Run], tokens: list[str], pack_id: str | None = None) -> None:
+        first = runs[0]
+        folder = Path(first.run_dir or f"runs/{first.id:06d}")
+        leases = [self.lease(run.id, token) for run, token in zip(runs, tokens, strict=True)]
+        env = {"FINO_DB_URL": self.store.url, **child_thread_env(self.jobs)}
+        result_path = None
+        if len(runs) == 1:
+            log_path = folder / LOG_NAME
+            env.update(leases[0].env())
+        else:  # one log and one result file for the pack, beside its members' folders
+            log_path = folder.parent / "packs" / f"{pack_id}.log"
+            result_path = log_path.with_suffix(".json")
+            env.update({**Lease.pack_env(leases), RESULT_ENV: str(result_path)})
+            if self.fit_pack:
+                env[FIT_ENV] = "1"
         try:
-            env = {"FINO_DB_URL": self.store.url, **child_thread_env(self.jobs), **lease.env()}
-            handle = self.executor.submit(run.id, child_command(run.id), env, log_path)
+            handle = self.executor.submit(first.id, child_command([r.id for r in runs]), env,
+                                          log_path)
         except Exception as exc:
-            queue.transition(self.store, run.id, ("running",), "failed", token=token,
-                             message="could not start", error=f"{type(exc).__name__}: {exc}")
-            self.log(f"run {run.id}: could not start: {exc}")
+            for run, token in zip(runs, tokens, strict=True):
+                queue.transition(self.store, run.id, ("running",), "failed", token=token,
+                                 message="could not start",
+                                 error=f"{type(exc).__name__}: {exc}")
+            self.log(f"run(s) {' '.join(str(r.id) for r in runs)}: could not start: {exc}")
             return
-        self.active[run.id] = Active(run.id, token, run.name, handle, log_path, run.attempts,
-                                     run.max_attempts)
-        self.log(f"run {run.id} ({run.name}) started, attempt {run.attempts}")
+        for run, token in zip(runs, tokens, strict=True):
+            self.active[run.id] = Active(run.id, token, run.name, handle, log_path, run.attempts,
+                                         run.max_attempts, pack_id=pack_id,
+                                         result_path=result_path)
+        if len(runs) == 1:
+            self.log(f"run {first.id} ({first.name}) started, attempt {first.attempts}")
+        else:
+            self.log(f"pack {pack_id} started: runs {' '.join(str(r.id) for r in runs)} "
+                     f"({', '.join(r.name for r in runs)}); log {log_path}")
 
     def _beat(self) -> None:
         beat = queue.heartbeat(self.store, {i: a.token for i, a in self.active.items()})
-        for run_id, a in self.active.items():
+        for run_id, a in list(self.active.items()):
             if a.stop_reason:
                 continue
+            packed = a.result_path is not None
             if run_id not in beat.still_mine:
+                if packed:  # the pack stops the member itself (its lease); it is not ours now
+                    del self.active[run_id]
+                    self.finished[run_id] = "disowned"
+                    self.log(f"run {run_id}: no longer ours (released by its pack, reaped or "
+                             "removed); its pack leaves it alone")
+                    continue
                 self._stop_child(a, "disowned")
                 self.log(f"run {run_id}: no longer ours (reaped or removed); stopping it")
             elif run_id in beat.cancel_requested:
-                self._stop_child(a, "cancelled")
+                if packed:  # its lease sees the request: the member checkpoints and stops alone
+                    a.stop_reason = "cancelled"
+                else:
+                    self._stop_child(a, "cancelled")
                 self.log(f"run {run_id}: cancel requested; stopping it")
 
     def _stop_child(self, a: Active, reason: str) -> None:
@@ -269,10 +338,24 @@ class Worker:
 
     def _settle(self, a: Active, code: int) -> str:
         """The final status, decided here from the exit code and why we stopped the child;
-        every change names the attempt's token, so a run reclaimed meanwhile is left alone."""
+        every change names the attempt's token, so a run reclaimed meanwhile is left alone. A
+        pack member's code is what the pack's result file says, and a member it says nothing
+        of, in a pack process that died, is lost."""
         run_id = a.run_id
         if a.stop_reason == "disowned":
             return "disowned"
+        if a.result_path is not None:
+            found = read_outcome(a.result_path, run_id)
+            if found is None:  # killed by a signal: lost; a pack-wide error: its exit code
+                code = LOST if code < 0 else code
+            elif found["code"] in (RELEASED, REFUSED):
+                if found["code"] == REFUSED and self.refused is None:
+                    self.refused = str(found.get("error"))
+                    self.log(f"pack refused: {self.refused}; the worker stops")
+                    self.request_stop()
+                return "released"
+            else:
+                code = found["code"]
 
         def move(expected: tuple[str, ...], new: str, **values: Any) -> bool:
             return queue.transition(self.store, run_id, expected, new, token=a.token, **values)
@@ -288,8 +371,9 @@ class Worker:
                       message=f"{why} (exit code {code}); requeued (resumes from its checkpoint)")
             status = "queued"
         elif code == LOST:
-            ok = move(("running",), "lost", message="the executor lost the run (its task or "
-                      "node died)", error="task or node died")
+            lost = ("its pack's process died before the member finished" if a.pack_id
+                    else "the executor lost the run (its task or node died)")
+            ok = move(("running",), "lost", message=lost, error=lost)
             status = "lost"
             if ok and a.attempts < a.max_attempts:
                 move(("lost",), "queued",

@@ -29,6 +29,7 @@ from fino.store.models import Run, utcnow
 from fino.train.errors import RunDisowned
 
 TOKEN_ENV = "FINO_ATTEMPT_TOKEN"
+TOKENS_ENV = "FINO_ATTEMPT_TOKENS"  # a pack's: RUN_ID:TOKEN,RUN_ID:TOKEN,...
 LEASE_ENV = "FINO_LEASE_SECONDS"
 CHECK_ENV = "FINO_LEASE_CHECK_SECONDS"
 
@@ -46,7 +47,9 @@ class Lease:
     @classmethod
     def from_env(cls, run_id: int) -> Lease | None:
         """The lease the worker passed to this process, or None (a run started by hand)."""
-        token = os.environ.get(TOKEN_ENV)
+        tokens = dict(pair.split(":", 1) for pair in os.environ.get(TOKENS_ENV, "").split(",")
+                      if ":" in pair)
+        token = tokens.get(str(run_id)) if tokens else os.environ.get(TOKEN_ENV)
         if not token:
             return None
         return cls(run_id, token, float(os.environ.get(LEASE_ENV, "50")),
@@ -55,6 +58,12 @@ class Lease:
     def env(self) -> dict[str, str]:
         return {TOKEN_ENV: self.token, LEASE_ENV: f"{self.seconds:g}",
                 CHECK_ENV: f"{self.check_every:g}"}
+
+    @staticmethod
+    def pack_env(leases: list[Lease]) -> dict[str, str]:
+        """What a pack's process is told: each member's token, one lease and check period."""
+        return {TOKENS_ENV: ",".join(f"{lease.run_id}:{lease.token}" for lease in leases),
+                LEASE_ENV: f"{leases[0].seconds:g}", CHECK_ENV: f"{leases[0].check_every:g}"}
 
     def lost_reason(self, session: Session, *, lock: bool = False) -> str | None:
         """None while this attempt holds the run (its token, status running), else why not.
@@ -111,6 +120,7 @@ class LeaseWatch:
                  on_lost: Callable[[str], None] = lambda reason: None) -> None:
         self.store, self.lease, self.on_lost = store, lease, on_lost
         self.lost: str | None = None
+        self.cancel_requested = False  # a user asked to cancel the run (a pack stops it alone)
         self._confirmed = time.monotonic()
         self._blocked_at = -float("inf")  # when the database was last seen held by a writer
         self._lock = threading.Lock()
@@ -158,6 +168,8 @@ class LeaseWatch:
             with self.store.read() as session:
                 reason = self.lease.lost_reason(session)
                 age = self.lease.heartbeat_age(session)
+                self.cancel_requested = self.cancel_requested or bool(session.execute(
+                    select(Run.cancel_requested).where(Run.id == self.lease.run_id)).scalar())
             if not reason and age is not None and age > self.lease.seconds:
                 reason = self._stale(age)
         except SQLAlchemyError as exc:
