@@ -286,3 +286,26 @@ def test_trials_failing_in_a_row_stop_the_study_with_the_runs_error(tmp_path, da
     assert orchestrator.gave_up.startswith("3 trials in a row failed")
     assert "dataset cube-single-play-v0 not found" in orchestrator.gave_up
     assert progress.failed == 3 and progress.queued == 0  # nothing asked after the third
+
+
+def test_trials_asked_for_a_pack_share_what_a_pack_cannot_vary_and_train_as_one(
+        tmp_path, dataset, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    store = Store(f"sqlite:///{tmp_path / 'experiments.db'}")
+    (tmp_path / "space.toml").write_text(
+        "[params.noise_scale]\ntype = 'float'\nlow = 0.01\nhigh = 0.5\nlog = true\n"
+        "[params.num_candidates]\ntype = 'int'\nlow = 1\nhigh = 8\n")
+    command = [*_tune_command(tmp_path, dataset, trials=4)[3:], "--workers", "1",
+               "--parallel", "4", "--pack", "4"]
+    command[command.index("random")] = "tpe"
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 0, result.output
+    with store.read() as session:
+        runs = session.execute(select(Run).where(Run.study == "resume")).scalars().all()
+    assert len(runs) == 4 and {r.status for r in runs} == {"done"}
+    assert len({r.pack_id for r in runs}) == 1 and runs[0].pack_id is not None
+    assert len({r.config["agent"]["num_candidates"] for r in runs}) == 1
+    assert len({r.config["agent"]["noise_scale"] for r in runs}) == 4
+    study = optuna.load_study(study_name="resume",
+                              storage=open_storage(str(tmp_path / "optuna.journal")))
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 4

@@ -80,6 +80,11 @@ def tune(
                                                autocompletion=complete_preset)] = None,
     seeds: Annotated[str, typer.Option(help="Seeds per trial: 0-2, 0,1 or 0.")] = "0",
     parallel: Annotated[int, typer.Option(help="Trials in flight at once.")] = 1,
+    pack: Annotated[int, typer.Option(
+        help="Runs per pack: trials are asked in batches of PACK/seeds (at most --parallel) "
+             "that share the candidate count and every other setting a pack cannot vary, so "
+             "that a `fino worker --pack N` (or --workers here) trains a batch as one pack."
+    )] = 1,
     sampler: Annotated[str, typer.Option(help="tpe, random or grid.")] = "tpe",
     pruner: Annotated[str, typer.Option(
         help="median (on online evaluations) or none.")] = "median",
@@ -144,13 +149,13 @@ def tune(
         _check_study_name(name)
         spec = StudySpec(name=name, task=task_config, space=params, trials=trials,
                          seeds=parse_seeds(seeds), preset=preset, parallel=parallel,
-                         overrides=set_ or [], runs_dir=runs_dir)
+                         overrides=set_ or [], runs_dir=runs_dir, pack=pack)
         _agree_to(study_budget(base, trials, _trials_done(optuna_storage, name),
                                len(spec.seeds)), yes)
         store = open_store(db)
         orchestrator = Orchestrator(
             store, spec, open_storage(optuna_storage),
-            sampler=make_sampler(sampler, params, sampler_seed),
+            sampler=make_sampler(sampler, params, sampler_seed, batch=parallel > 1),
             pruner=make_pruner(pruner, base.train.offline_steps), poll_interval=poll)
     except (TaskError, SpaceError, TuneError, ValueError) as exc:
         fail(str(exc))
@@ -158,7 +163,7 @@ def tune(
                   f"on {shown(base.task.name)}, tuning "
                   f"{shown(', '.join(p.name for p in params))}; Optuna storage "
                   f"{shown(storage_label(optuna_storage))}, runs in {shown(store)}")
-    progress = _run(orchestrator, name, trials, workers)
+    progress = _run(orchestrator, name, trials, workers, pack)
     console.print(_progress_table(name, trials, progress))
     if orchestrator.gave_up:
         orchestrator.park()
@@ -168,7 +173,8 @@ def tune(
         raise typer.Exit(130)
 
 
-def _run(orchestrator: Orchestrator, name: str, trials: int, workers: int) -> Progress:
+def _run(orchestrator: Orchestrator, name: str, trials: int, workers: int,
+         pack: int = 1) -> Progress:
     """Follow the study with a live table (and, with `workers`, run its trials here) until
     it is done or Ctrl-C; why trials wait is printed once it is known."""
     said: list[str | None] = [None]
@@ -183,7 +189,7 @@ def _run(orchestrator: Orchestrator, name: str, trials: int, workers: int) -> Pr
         if workers:
             from fino.tune.local import serve
 
-            return serve(orchestrator, workers, live.console.log)
+            return serve(orchestrator, workers, live.console.log, pack=pack)
         previous = signal.signal(signal.SIGINT, lambda *_: orchestrator.request_stop())
         try:
             return orchestrator.run()

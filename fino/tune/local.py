@@ -15,10 +15,10 @@ from fino.tune.study import Orchestrator, Progress
 class StudyWorker(Worker):
     """A worker that stops the orchestrator with it (Ctrl-C reaches the worker's handler)."""
 
-    def __init__(self, orchestrator: Orchestrator, jobs: int, log: Callable[[str], None]
-                 ) -> None:
+    def __init__(self, orchestrator: Orchestrator, jobs: int, log: Callable[[str], None],
+                 pack: int = 1) -> None:
         super().__init__(orchestrator.store, LocalExecutor(), jobs=jobs, only=[],
-                         on_tick=self._tick, log=log)
+                         on_tick=self._tick, log=log, pack=pack)
         self.orchestrator = orchestrator
         self._next_check = 0.0
 
@@ -39,8 +39,10 @@ class StudyWorker(Worker):
             self.request_stop(on_interrupt="cancel")
 
 
-def serve(orchestrator: Orchestrator, jobs: int, log: Callable[[str], Any]) -> Progress:
-    """Run the study here, `jobs` runs at a time, until it is done or Ctrl-C (the worker's
-    runs go back to the queue); then one last check of the trials."""
-    StudyWorker(orchestrator, jobs, log).run()
+def serve(orchestrator: Orchestrator, jobs: int, log: Callable[[str], Any], *,
+          pack: int = 1) -> Progress:
+    """Run the study here, `jobs` processes at a time of up to `pack` runs each, until it is
+    done or Ctrl-C (the worker's runs go back to the queue); then one last check of the
+    trials."""
+    StudyWorker(orchestrator, jobs, log, pack=pack).run()
     return orchestrator.step()

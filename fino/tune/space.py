@@ -8,7 +8,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from fino.algo.config import AgentConfig
+from fino.algo.config import PACKABLE, AgentConfig
 from fino.train.config import TrainConfig
 
 _KINDS = ("float", "int", "categorical")
@@ -29,6 +29,13 @@ class Param:
     high: float | None = None
     log: bool = False
     choices: tuple[Any, ...] = ()
+
+    @property
+    def packable(self) -> bool:
+        """Whether runs that differ in this setting can share a pack (a scalar agent setting
+        stored per member, fino.algo.config.PACKABLE)."""
+        section, _, key = self.path.partition(".")
+        return section == "agent" and key in PACKABLE
 
     def suggest(self, trial: Any) -> Any:
         if self.kind == "float":

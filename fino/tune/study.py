@@ -54,9 +54,12 @@ def open_storage(spec: str) -> optuna.storages.BaseStorage:
     return JournalStorage(JournalFileBackend(str(Path(spec).expanduser())))
 
 
-def make_sampler(name: str, space: list[Param], seed: int) -> optuna.samplers.BaseSampler:
+def make_sampler(name: str, space: list[Param], seed: int, *, batch: bool = False
+                 ) -> optuna.samplers.BaseSampler:
+    """`batch`: trials are asked several at a time (packs, --parallel): TPE then counts the
+    trials in flight as bad ones (constant liar), so a batch spreads over the space."""
     if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed)
+        return optuna.samplers.TPESampler(seed=seed, constant_liar=batch)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "grid":
@@ -86,6 +89,13 @@ class StudySpec:
     overrides: list[str] = field(default_factory=list)
     key: str = "eval/score"
     runs_dir: Path = Path("runs")
+    pack: int = 1  # runs per pack: trials are asked in batches that can share one
+
+    @property
+    def batch(self) -> int:
+        """Trials asked together, sharing every setting a pack cannot vary (the candidate
+        count, the schedule, ...): a pack's worth of runs, at most `parallel` trials."""
+        return max(1, min(self.pack // len(self.seeds), self.parallel))
 
     def signature(self) -> dict[str, Any]:
         """What must not change when a study is continued (JSON-normalised: Optuna stores it
@@ -132,8 +142,8 @@ class Orchestrator:
                  sampler: optuna.samplers.BaseSampler, pruner: optuna.pruners.BasePruner,
                  poll_interval: float = 2.0, worker_patience: float = WORKER_PATIENCE_S,
                  on_update: Callable[[Progress], None] | None = None) -> None:
-        if spec.trials < 1 or spec.parallel < 1 or not spec.seeds:
-            raise TuneError("trials and parallel must be >= 1 and seeds non-empty")
+        if spec.trials < 1 or spec.parallel < 1 or spec.pack < 1 or not spec.seeds:
+            raise TuneError("trials, parallel and pack must be >= 1 and seeds non-empty")
         self.store, self.spec = store, spec
         self.poll_interval, self.on_update = poll_interval, on_update
         self.worker_patience = worker_patience
@@ -176,9 +186,12 @@ class Orchestrator:
             self._unparked = True
         self.reconcile()
         progress = self.progress()
-        while not self._stop and progress.in_flight < self.spec.parallel and \
-                progress.complete + progress.pruned + progress.in_flight < self.spec.trials:
-            self.ask()
+        while not self._stop:
+            left = self.spec.trials - progress.complete - progress.pruned - progress.in_flight
+            batch = min(self.spec.batch, left)
+            if batch < 1 or self.spec.parallel - progress.in_flight < batch:
+                break
+            self.ask_batch(batch)
             progress = self.progress()
         if self.on_update:
             self.on_update(progress)
@@ -225,6 +238,20 @@ class Orchestrator:
                 requeued += [i for i, what in outcome.items() if what == "queued"]
                 optuna.trial.Trial(self.study, frozen._trial_id).set_user_attr("parked", [])
         return requeued
+
+    def ask_batch(self, size: int) -> list[int]:
+        """`size` trials whose runs can share a pack: the first as the sampler likes, the
+        others with its values of every setting a pack cannot vary (enqueued, so that the
+        sampler draws the rest)."""
+        first = self.ask()
+        fixed = {p.name: value for p in self.spec.space if not p.packable
+                 for value in [self.study.trials[first].params.get(p.name)] if value is not None}
+        numbers = [first]
+        for _ in range(size - 1):
+            if fixed:
+                self.study.enqueue_trial(fixed, user_attrs={"batch_of": first})
+            numbers.append(self.ask())
+        return numbers
 
     def ask(self) -> int:
         trial = self.study.ask()
