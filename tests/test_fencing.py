@@ -187,7 +187,9 @@ def test_a_stalled_workers_run_has_one_writer_at_any_time(store, tmp_path, datas
     """SIGSTOP worker A past its expiry: A's child stops itself within the lease, before worker
     B reaps and reclaims the run; B resumes from A's last checkpoint and finishes; A, continued,
     finds the run is no longer its own and leaves it alone."""
-    sets = tiny_sets(offline=3000, online=50, save=100, log=10)
+    # Long enough that the run is still training when A's child stops itself: the child trains
+    # on for up to a lease (8 s) after A stops, at ~300 tiny updates a second on this machine.
+    sets = tiny_sets(offline=12000, online=50, save=100, log=10)
     [run_id] = queue_pendulum(store, dataset, tmp_path / "runs", range(1), sets=sets)
     a = start_worker(store.url, "--heartbeat", "0.5", "--expiry", "10", "--max-attempts", "2",
                      cwd=tmp_path)
@@ -218,7 +220,7 @@ def test_a_stalled_workers_run_has_one_writer_at_any_time(store, tmp_path, datas
         output = b.communicate(timeout=60)[0]
         assert b.returncode == 0, output
         steps = _metric_steps(store, run_id)
-        assert steps == list(range(10, 3051, 10))
+        assert steps == list(range(10, 12051, 10))
         log = (Path(queue.get_run(store, run_id).run_dir) / "worker.log").read_text()
         assert "stopped without writing" in log and "heartbeat is" in log
     finally:
