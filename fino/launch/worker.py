@@ -43,6 +43,7 @@ AUTO_PACK_CUDA = 32  # `--pack auto` on a CUDA machine: claim up to this many, f
 
 LOG_NAME = "worker.log"
 EXIT_DISOWNED = 75  # `fino run`'s exit code when its attempt lost the run (fino.cli.run)
+INTERRUPTED = 130  # `fino run`'s exit code when it stopped on request, with a checkpoint
 OnInterrupt = Literal["requeue", "cancel"]
 
 
@@ -356,6 +357,9 @@ class Worker:
                 return "released"
             else:
                 code = found["code"]
+                if code == INTERRUPTED and a.stop_reason is None and \
+                        queue.get_run(self.store, run_id).cancel_requested:
+                    a.stop_reason = "cancelled"  # its lease saw the request before our heartbeat
 
         def move(expected: tuple[str, ...], new: str, **values: Any) -> bool:
             return queue.transition(self.store, run_id, expected, new, token=a.token, **values)

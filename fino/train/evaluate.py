@@ -24,6 +24,56 @@ class EvalResult:
                 "eval/length": self.length}
 
 
+class EpisodeRun:
+    """One evaluation in progress: `episodes` episodes on `envs`, len(envs) at a time, episode
+    i reset with seed `seed + i`; `obs` is always the full batch (one input shape, so a compiled
+    policy compiles once), the finished envs' last observations included."""
+
+    def __init__(self, task: Task, envs: list[gymnasium.Env], episodes: int, seed: int) -> None:
+        self.task, self.envs, self.episodes, self.seed = task, envs, episodes, seed
+        self.obs = np.zeros((len(envs), *envs[0].observation_space.shape), dtype=np.float32)
+        self.scores: list[float] = []
+        self.returns: list[float] = []
+        self.lengths: list[int] = []
+        self.start = 0
+        self._reset_chunk()
+
+    @property
+    def done(self) -> bool:
+        return self.start >= self.episodes
+
+    def advance(self, actions: np.ndarray) -> None:
+        """Step the envs still in their episode; the next chunk starts once all have ended."""
+        for j in np.flatnonzero(self.alive):
+            ob, reward, terminated, truncated, info = self.envs[j].step(actions[j])
+            self.obs[j] = ob
+            self.ret[j] += float(reward)
+            self.length[j] += 1
+            if terminated or truncated:
+                self.alive[j] = False
+                self.scores.append(self.task.score_episode(float(self.ret[j]), info))
+                self.returns.append(float(self.ret[j]))
+                self.lengths.append(int(self.length[j]))
+        if not self.alive.any():
+            self.start += len(self.envs)
+            if not self.done:
+                self._reset_chunk()
+
+    def result(self) -> EvalResult:
+        return EvalResult(score=float(np.mean(self.scores)),
+                          episode_return=float(np.mean(self.returns)),
+                          length=float(np.mean(self.lengths)), scores=self.scores)
+
+    def _reset_chunk(self) -> None:
+        n = min(len(self.envs), self.episodes - self.start)
+        for i in range(n):
+            self.obs[i] = self.envs[i].reset(seed=self.seed + self.start + i)[0]
+        self.alive = np.zeros(len(self.envs), dtype=bool)
+        self.alive[:n] = True
+        self.ret = np.zeros(len(self.envs))
+        self.length = np.zeros(len(self.envs), dtype=int)
+
+
 def evaluate(
     act: Callable[[np.ndarray], np.ndarray],
     task: Task,
@@ -36,33 +86,30 @@ def evaluate(
     None as soon as `stopping()` says so (checked before every step).
 
     Episode i is reset with seed `seed + i`, so an evaluation is reproducible."""
-    scores, returns, lengths = [], [], []
-    obs = np.zeros((len(envs), *envs[0].observation_space.shape), dtype=np.float32)
-    for start in range(0, episodes, len(envs)):
-        n = min(len(envs), episodes - start)
-        for i in range(n):
-            obs[i] = envs[i].reset(seed=seed + start + i)[0]
-        alive = np.zeros(len(envs), dtype=bool)
-        alive[:n] = True
-        ret = np.zeros(len(envs))
-        length = np.zeros(len(envs), dtype=int)
-        while alive.any():
-            if stopping():
-                return None
-            # Always the full batch: one input shape, so a compiled policy compiles once.
-            actions = act(obs)
-            for j in np.flatnonzero(alive):
-                ob, reward, terminated, truncated, info = envs[j].step(actions[j])
-                obs[j] = ob
-                ret[j] += float(reward)
-                length[j] += 1
-                if terminated or truncated:
-                    alive[j] = False
-                    scores.append(task.score_episode(float(ret[j]), info))
-                    returns.append(float(ret[j]))
-                    lengths.append(int(length[j]))
-    return EvalResult(score=float(np.mean(scores)), episode_return=float(np.mean(returns)),
-                      length=float(np.mean(lengths)), scores=scores)
+    run = EpisodeRun(task, envs, episodes, seed)
+    while not run.done:
+        if stopping():
+            return None
+        run.advance(act(run.obs))
+    return run.result()
+
+
+def evaluate_many(
+    act: Callable[[np.ndarray, list[int]], np.ndarray],
+    runs: list[EpisodeRun],
+    stopping: Callable[[], bool] = lambda: False,
+) -> list[EvalResult] | None:
+    """Several evaluations in lockstep, acting once per step for all: `act(obs, running)` gets
+    every run's batch stacked (R, n, obs_dim) and the indices of those still running (the
+    others' rows are ignored, and must draw nothing from their runs' streams)."""
+    while not all(run.done for run in runs):
+        if stopping():
+            return None
+        running = [i for i, run in enumerate(runs) if not run.done]
+        actions = act(np.stack([run.obs for run in runs]), running)
+        for i in running:
+            runs[i].advance(actions[i])
+    return [run.result() for run in runs]
 
 
 def greedy_actor(agent: object, seed: int) -> Callable[[np.ndarray], np.ndarray]:

@@ -26,8 +26,8 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from fino.algo.agent import AgentPack, FinoAgent
-from fino.algo.config import AgentConfig, ConfigError
+from fino.algo.agent import AgentPack
+from fino.algo.config import ConfigError
 from fino.algo.matmul import configure_cuda_matmul, configure_matmul
 from fino.algo.packing import PackError
 from fino.backends.base import Task
@@ -38,7 +38,7 @@ from fino.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpo
 from fino.train.config import CONFIG_NAME, RunConfig
 from fino.train.episode import OnlineEpisodes
 from fino.train.errors import RunDisowned, TrainingDiverged
-from fino.train.evaluate import evaluate, greedy_actor
+from fino.train.evaluate import EpisodeRun, evaluate_many
 from fino.train.packable import check_packable
 from fino.train.seeds import seed_for
 from fino.train.sinks import Sink, SinkGroup
@@ -133,9 +133,6 @@ class PackTrainer:
                                    capacity=tc.buffer_size, balanced=tc.balanced)
         if owns_task:  # the replay holds the offline rows now
             self.task = replace(self.task, train_dataset={}, val_dataset=None)
-        # Single agents that evaluate one member at a time with its weights (one per distinct
-        # agent config), so that a member's evaluation is a single run's.
-        self._evaluators: dict[AgentConfig, FinoAgent] = {}
         self.step = 0
         self.members: list[_Member] = []
         for i, (config, run_dir) in enumerate(zip(self.configs, run_dirs, strict=True)):
@@ -257,7 +254,9 @@ class PackTrainer:
         return self.step % tc.eval_interval == 0 or self.step == tc.total_steps
 
     def _env_steps(self) -> int:
-        return self.members[0].online.env_steps  # the same for every member still running
+        """Env steps so far, the same for every member still running."""
+        active = self._active()
+        return self.members[active[0] if active else 0].online.env_steps
 
     def _progress(self, m: _Member, offset: int = 0) -> dict[str, float]:
         return {"progress/online": float(self.step + offset > self.train_config.offline_steps),
@@ -370,46 +369,56 @@ class PackTrainer:
 
     def _evaluate(self) -> None:
         """The evaluation at this step of each running member that lacks one, as a single run
-        of its config evaluates; a stop request interrupts it (redone on resume)."""
+        of its config evaluates, all members' episodes in lockstep with one batched greedy act
+        per step (each member drawing from its own evaluation stream); a stop request
+        interrupts it (redone on resume)."""
         tc = self.train_config
         due = [i for i in self._active() if not self.members[i].evaluated_at(self.step)]
         if not due:
             return
         entropy = self._entropy_and_beta(update_beta=False)
+        device = self.agent.device
+        streams = [torch.Generator(device).manual_seed(seed_for(m.config.seed, 2, self.step))
+                   for m in self.members]
+        scratch = torch.Generator(device)  # for rows nobody reads: no member's stream moves
+        runs = []
         for i in due:
             m = self.members[i]
             if not m.eval_envs:
                 n = min(tc.eval_envs, tc.eval_episodes)
                 m.eval_envs = [self.task.make_eval_env() for _ in range(n)]
-            started = time.perf_counter()
-            actor = greedy_actor(self._evaluator(i), seed=seed_for(m.config.seed, 2, self.step))
-            result = evaluate(actor, self.task, m.eval_envs, tc.eval_episodes,
-                              seed=seed_for(m.config.seed, 1, 0), stopping=lambda: self._stop)
-            if result is None or self._stop:
-                for j in due[due.index(i):]:
-                    self.members[j].sinks.event(
-                        "interrupted", f"evaluation at step {self.step} stopped; it is redone "
-                        "on resume")
-                return
-            metrics = {**result.metrics(), "eval/seconds": time.perf_counter() - started}
+            runs.append(EpisodeRun(self.task, m.eval_envs, tc.eval_episodes,
+                                   seed_for(m.config.seed, 1, 0)))
+
+        def act(obs: np.ndarray, running: list[int]) -> np.ndarray:
+            rows = np.zeros((len(self.members), *obs.shape[1:]), dtype=np.float32)
+            rows[due] = obs
+            acting = {due[r] for r in running}
+            generators = [streams[i] if i in acting else scratch
+                          for i in range(len(self.members))]
+            with torch.no_grad():
+                actions = self.agent.act(torch.as_tensor(rows), greedy=True,
+                                         generators=generators)
+            return actions.cpu().numpy()[due]
+
+        started = time.perf_counter()
+        results = evaluate_many(act, runs, stopping=lambda: self._stop)
+        if results is None or self._stop:
+            for i in due:
+                self.members[i].sinks.event(
+                    "interrupted", f"evaluation at step {self.step} stopped; it is redone "
+                    "on resume")
+            return
+        seconds = time.perf_counter() - started
+        for i, result in zip(due, results, strict=True):
+            m = self.members[i]
+            metrics = {**result.metrics(), "eval/seconds": seconds}
             metrics.update(entropy[i])
             metrics["actor/noise_scale"] = self.agent.configs[i].noise_scale
             metrics.update(self._progress(m))
             m.sinks.write(self.step, metrics)
             m.evaluations.append({"step": self.step, **metrics})
             m.saved_step = None  # a checkpoint taken before it lacks it
-
-    def _evaluator(self, member: int) -> FinoAgent:
-        """A single agent holding member `member`'s current weights."""
-        config = self.configs[member].agent
-        if config not in self._evaluators:
-            tc, spec = self.train_config, self.task.spec
-            self._evaluators[config] = FinoAgent(
-                spec.obs_dim, spec.action_dim, config, device=self.agent.device,
-                compile=tc.compile, precision=tc.precision, cuda_graphs=False)
-        agent = self._evaluators[config]
-        agent.load_state_dict(self.agent.member_state(member))
-        return agent
 
     # ---- checkpoints --------------------------------------------------------------------------
 
