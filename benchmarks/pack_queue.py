@@ -6,7 +6,8 @@ seeds of a task served by `fino worker --pack N` (one process, batched weights) 
         --output benchmarks/results/pack-queue-cpu
 
 `--fraction F` scales the quick profile's step counts and its evaluation interval (F = 1: the
-profile as is, 30k offline + 20k online steps); every other setting is the profile's. Writes
+profile as is, 30k offline + 20k online steps, 11 evaluations); `--eval-episodes` sets the
+episodes per evaluation (the profile's: 50); every other setting is the profile's. Writes
 OUTPUT.jsonl (one line per way, with each run's final score) and OUTPUT.md (the table and the
 ratio). Run nothing else on the machine meanwhile: both ways use every core.
 """
@@ -31,18 +32,20 @@ def fino(*args: str, cwd: Path, db: str) -> subprocess.CompletedProcess:
                           env={**os.environ, "FINO_DB_URL": db}, capture_output=True, text=True)
 
 
-def scaled_settings(fraction: float) -> list[str]:
-    """The quick profile's steps and evaluation interval times `fraction`."""
-    offline, online, interval = (round(n * fraction) for n in (30_000, 20_000, 5_000))
-    save = max(interval, 1)
+def scaled_settings(fraction: float, eval_episodes: int) -> list[str]:
+    """The quick profile's steps and evaluation interval times `fraction`, and its
+    evaluations' episodes."""
+    offline, online, interval = (max(round(n * fraction), 1) for n in (30_000, 20_000, 5_000))
     return [f"train.offline_steps={offline}", f"train.online_steps={online}",
-            f"train.eval_interval={max(interval, 1)}", f"train.save_interval={save}"]
+            f"train.eval_interval={interval}", f"train.save_interval={interval}",
+            f"train.eval_episodes={eval_episodes}"]
 
 
 def serve(way: str, args: argparse.Namespace, folder: Path) -> dict:
     """Queue the seeds in a fresh store and serve them one way; the wall-clock and scores."""
     db = f"sqlite:///{folder / 'experiments.db'}"
-    sets = [arg for s in scaled_settings(args.fraction) for arg in ("--set", s)]
+    sets = [arg for item in scaled_settings(args.fraction, args.eval_episodes)
+            for arg in ("--set", item)]
     added = fino("queue", "add", "--task", args.task, "--preset", "quick", "--seeds",
                  f"0-{args.seeds - 1}", "--runs-dir", str(folder / "runs"), *sets,
                  cwd=folder, db=db)
@@ -71,6 +74,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=8)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--fraction", type=float, default=1.0)
+    parser.add_argument("--eval-episodes", type=int, default=50)
     parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "results" /
                         "pack-queue-cpu")
     args = parser.parse_args()
@@ -84,7 +88,8 @@ def main() -> None:
             print(f"  {results[-1]['wall_seconds']:.0f} s", flush=True)
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
     setup = {"task": args.task, "seeds": args.seeds, "jobs": args.jobs,
-             "fraction": args.fraction, "settings": scaled_settings(args.fraction),
+             "fraction": args.fraction, "eval_episodes": args.eval_episodes,
+             "settings": scaled_settings(args.fraction, args.eval_episodes),
              "machine": machine, "date": time.strftime("%Y-%m-%d")}
     args.output.parent.mkdir(parents=True, exist_ok=True)
     with args.output.with_suffix(".jsonl").open("a") as f:
@@ -93,7 +98,8 @@ def main() -> None:
     single, pack = results
     lines = [f"# {args.seeds} quick-preset seeds of {args.task}: one pack vs single runs", "",
              f"`python benchmarks/pack_queue.py --seeds {args.seeds} --jobs {args.jobs} "
-             f"--fraction {args.fraction}` on {machine}, {setup['date']}; settings "
+             f"--fraction {args.fraction} --eval-episodes {args.eval_episodes}` on {machine}, "
+             f"{setup['date']}; settings "
              f"{', '.join(setup['settings'])} over the quick profile.", "",
              "| way | worker | wall-clock (s) |", "|---|---|---:|"]
     lines[-2:] = ["| way | worker | wall-clock (s) | final success % per seed |",

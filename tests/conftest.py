@@ -15,6 +15,22 @@ SMALL = dict(actor_hidden_dims=(64, 64), value_hidden_dims=(64, 64))
 TASK = "cube-single-play-singletask-task2-v0"  # the trainer tests' task, on a tiny dataset
 
 
+@pytest.fixture
+def store(tmp_path: Path):
+    """An empty experiments database (SQLite) in the test's folder."""
+    from fino.store.db import Store
+
+    return Store(f"sqlite:///{tmp_path / 'experiments.db'}")
+
+
+@pytest.fixture(scope="session")
+def dataset(tmp_path_factory) -> Path:
+    """A Pendulum dataset of random actions for the queue and worker tests' small runs."""
+    from tests.queue_fixtures import pendulum_npz
+
+    return pendulum_npz(tmp_path_factory.mktemp("pendulum") / "pendulum.npz")
+
+
 @pytest.fixture(scope="session")
 def dataset_dir(tmp_path_factory) -> Path:
     """A regenerated 4-episode cube-single dataset, shared by the trainer tests."""

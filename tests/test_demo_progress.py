@@ -16,11 +16,6 @@ from tests.queue_fixtures import pendulum_npz, queue_pendulum
 TOTAL = 50_000
 
 
-@pytest.fixture
-def store(tmp_path) -> Store:
-    return Store(f"sqlite:///{tmp_path / 'experiments.db'}")
-
-
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
     return pendulum_npz(tmp_path_factory.mktemp("pendulum") / "pendulum.npz", n=50)

@@ -23,21 +23,10 @@ from fino.train.errors import RunDisowned
 from tests.queue_fixtures import (
     alive,
     children,
-    pendulum_npz,
     queue_pendulum,
     start_worker,
     tiny_sets,
 )
-
-
-@pytest.fixture
-def store(tmp_path) -> Store:
-    return Store(f"sqlite:///{tmp_path / 'experiments.db'}")
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> Path:
-    return pendulum_npz(tmp_path_factory.mktemp("pendulum") / "pendulum.npz")
 
 
 def age_heartbeat(store: Store, run_id: int, seconds: float) -> None:

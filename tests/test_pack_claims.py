@@ -26,11 +26,6 @@ def same_but_seed(head: dict[str, Any], other: dict[str, Any]) -> bool:
     return {**head, "seed": 0} == {**other, "seed": 0}
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(f"sqlite:///{tmp_path / 'experiments.db'}")
-
-
 def add(store: Store, algo: Algo, seeds: range, **kwargs: Any) -> list[int]:
     """Queue one cube-single run of `algo` per seed; their ids."""
     configs = [RunConfig(task=TaskConfig(name="cube-single"), algo=algo, seed=seed)

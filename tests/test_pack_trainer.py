@@ -19,7 +19,7 @@ from fino.train.config import RunConfig
 from fino.train.errors import RunDisowned
 from fino.train.pack_trainer import PackTrainer, resume_step
 from fino.train.trainer import Trainer, TrainingDiverged
-from tests.test_trainer import records, tiny_config
+from tests.test_trainer import AtStep, records, tiny_config
 
 TOL = {"rtol": 1e-5, "atol": 1e-5}
 SCHEDULE = dict(offline_steps=40, online_steps=40, eval_interval=40, entropy_interval=20,
@@ -158,27 +158,6 @@ def test_a_shared_offline_members_state_is_the_single_buffers_state(balanced):
                     assert torch.equal(getattr(a, field), getattr(b, field)), (step, extra)
 
 
-class _AtStep:
-    """A sink that calls `action()` once it has logged `step`."""
-
-    def __init__(self, step, action):
-        self.step, self.action, self.done = step, action, False
-
-    def write(self, step, metrics):
-        if step >= self.step and not self.done:
-            self.done = True
-            self.action()
-
-    def event(self, kind, message):
-        pass
-
-    def truncate_after(self, step):
-        pass
-
-    def close(self):
-        pass
-
-
 class _Fence:
     """A member's lease as the pack sees it: lost, or asked to stop."""
 
@@ -198,7 +177,7 @@ def test_a_stopped_pack_resumes_exactly_and_a_member_resumes_alone_as_its_single
     PackTrainer(configs, straight, task=task).run()
     stopped = [tmp_path / "b0", tmp_path / "b1"]
     holder = {}
-    stopper = _AtStep(55, lambda: holder["pack"].request_stop())  # stops at the log step 60
+    stopper = AtStep(55, lambda: holder["pack"].request_stop())  # stops at the log step 60
     holder["pack"] = PackTrainer(configs, stopped, task=task, sinks_per_member=[[stopper], []])
     results = holder["pack"].run()
     assert [r.status for r in results] == ["interrupted"] * 2
@@ -226,7 +205,7 @@ def test_a_member_asked_to_stop_or_disowned_leaves_alone(tmp_path, task, dataset
         fences[1].cancel_requested = True
         fences[2].lost = "run 3 was claimed again by another attempt"
 
-    sink = _AtStep(50, cancel_and_reclaim)
+    sink = AtStep(50, cancel_and_reclaim)
     done, cancelled, disowned = PackTrainer(configs, dirs, task=task, fences=fences,
                                             sinks_per_member=[[sink], [], []]).run()
     assert done.status == "done"

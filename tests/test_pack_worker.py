@@ -22,20 +22,10 @@ from fino.store.models import Event, Run
 from fino.train.config import RunConfig
 from fino.train.pack_trainer import resume_step
 from fino.train.trainer import Trainer
-from tests.queue_fixtures import pendulum_npz, queue_pendulum, start_worker, tiny_sets
+from tests.queue_fixtures import queue_pendulum, start_worker, tiny_sets
 from tests.test_queue import metric_steps, statuses
 
 TOL = {"rtol": 1e-5, "atol": 1e-5}
-
-
-@pytest.fixture
-def store(tmp_path) -> Store:
-    return Store(f"sqlite:///{tmp_path / 'experiments.db'}")
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> Path:
-    return pendulum_npz(tmp_path_factory.mktemp("pendulum") / "pendulum.npz")
 
 
 def _worker(store: Store, **kwargs) -> Worker:

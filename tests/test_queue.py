@@ -18,17 +18,7 @@ from fino.store import queue
 from fino.store.db import Store
 from fino.store.models import Event, Metric, Run
 from fino.store.sink import DatabaseSink
-from tests.queue_fixtures import pendulum_npz, queue_pendulum, start_worker, tiny_sets
-
-
-@pytest.fixture
-def store(tmp_path) -> Store:
-    return Store(f"sqlite:///{tmp_path / 'experiments.db'}")
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> Path:
-    return pendulum_npz(tmp_path_factory.mktemp("pendulum") / "pendulum.npz")
+from tests.queue_fixtures import queue_pendulum, start_worker, tiny_sets
 
 
 def statuses(store: Store) -> dict[int, str]:

@@ -16,16 +16,11 @@ from fino.store import queue
 from fino.store.db import Store
 from fino.store.models import Event, Run
 from fino.train.checkpoint import load_checkpoint
-from tests.queue_fixtures import pendulum_npz, queue_pendulum, start_worker, tiny_sets
+from tests.queue_fixtures import queue_pendulum, start_worker, tiny_sets
 from tests.test_queue import metric_steps, statuses, wait_for
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'ray>=2.9')")
 RAY = ("--backend", "ray", "--address", "local", "--cpus-per-run", "1", "--heartbeat", "0.5")
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> Path:
-    return pendulum_npz(tmp_path_factory.mktemp("pendulum") / "pendulum.npz")
 
 
 def _processes_of(run_id: int, url: str) -> list[int]:

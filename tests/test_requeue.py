@@ -4,9 +4,7 @@ attempt, and a worker that settled a failed run says so in its exit code."""
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
-import pytest
 from sqlalchemy import select, update
 from typer.testing import CliRunner
 
@@ -15,20 +13,10 @@ from fino.cli.readout import elapsed
 from fino.store import queue
 from fino.store.db import Store
 from fino.store.models import Event, Run, utcnow
-from tests.queue_fixtures import pendulum_npz, queue_pendulum
+from tests.queue_fixtures import queue_pendulum
 
 STALE = ("started_at", "finished_at", "heartbeat_at", "worker_host", "worker_pid", "exit_code",
          "error")
-
-
-@pytest.fixture
-def store(tmp_path) -> Store:
-    return Store(f"sqlite:///{tmp_path / 'experiments.db'}")
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> Path:
-    return pendulum_npz(tmp_path_factory.mktemp("pendulum") / "pendulum.npz")
 
 
 def last_message(store: Store, run_id: int) -> str:

@@ -43,15 +43,16 @@ def records(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
-class StopAt:
-    """A sink that asks the trainer to stop once it has logged `step` (a user's Ctrl-C)."""
+class AtStep:
+    """A sink that calls `action()` once, when it has logged `step` or later."""
 
-    def __init__(self, step: int) -> None:
-        self.step, self.trainer = step, None
+    def __init__(self, step: int, action=lambda: None) -> None:
+        self.step, self.action, self.done = step, action, False
 
     def write(self, step, metrics):
-        if step >= self.step:
-            self.trainer.request_stop()
+        if step >= self.step and not self.done:
+            self.done = True
+            self.action()
 
     def event(self, kind, message):
         pass
@@ -61,6 +62,14 @@ class StopAt:
 
     def close(self):
         pass
+
+
+class StopAt(AtStep):
+    """Asks `trainer` to stop once it has logged `step` (a user's Ctrl-C)."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__(step, lambda: self.trainer.request_stop())
+        self.trainer = None
 
 
 def test_offline_then_online_run_evaluates_logs_updates_beta_and_checkpoints(

@@ -24,16 +24,11 @@ from fino.store.queue import claim_next
 from fino.tune.space import SpaceError, default_space, load_space, make_param
 from fino.tune.study import NO_WORKER, Orchestrator, Parked, StudySpec, open_storage
 from fino.tune.summary import snapshot, study_run_status
-from tests.queue_fixtures import pendulum_npz, queue_pendulum, start_worker, tiny_sets
+from tests.queue_fixtures import queue_pendulum, start_worker, tiny_sets
 
 SPACE = [make_param("noise_scale", {"type": "float", "low": 0.01, "high": 0.5, "log": True},
                     "test"),
          make_param("num_candidates", {"type": "int", "low": 1, "high": 4}, "test")]
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> Path:
-    return pendulum_npz(tmp_path_factory.mktemp("pendulum") / "pendulum.npz")
 
 
 def spec(dataset: Path, tmp_path: Path, trials: int, sets: list[str], **kw) -> StudySpec:

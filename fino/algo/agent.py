@@ -497,9 +497,12 @@ class AgentPack:
             "num_updates": self.num_updates,
         }
 
-    def load_member_state(self, member: int, state: dict[str, Any]) -> None:
+    def load_member_state(self, member: int, state: dict[str, Any], *,
+                          same_config: bool = True) -> None:
         """Load a state written by `member_state` (or `FinoAgent.state_dict`) into member
-        `member`, in place (a captured CUDA graph stays valid)."""
+        `member`, in place (a captured CUDA graph stays valid). `same_config=False` skips the
+        check that it was written with this member's AgentConfig (the caller checked what
+        matters, e.g. a shared offline phase) and starts β at this member's `beta_init`."""
         if state.get("format") != STATE_FORMAT:
             raise ValueError(
                 f"agent state format {state.get('format', 1)!r}: this fino reads format "
@@ -510,7 +513,7 @@ class AgentPack:
             raise ValueError(f"checkpoint is for (obs_dim, action_dim)={dims}, "
                              f"this agent has {(self.obs_dim, self.action_dim)}")
         saved = AgentConfig.from_dict(_tuples(state["config"])).resolved(self.action_dim)
-        if saved != self.configs[member]:
+        if same_config and saved != self.configs[member]:
             raise ValueError("checkpoint was written with a different AgentConfig: "
                              + _config_diff(saved, self.configs[member]))
         with torch.no_grad():
@@ -526,7 +529,8 @@ class AgentPack:
                     slot["step"].fill_(adam["step"])
                     for key in ("exp_avg", "exp_avg_sq"):
                         self._member_rows(slot[key], member).copy_(adam[key][i])
-            self.beta[member] = float(state["beta"])
+            self.beta[member] = float(state["beta"]) if same_config else \
+                float(self.configs[member].beta_init)
             self._update_count.fill_(int(state["num_updates"]))
         self.generators[member].set_state(state["generator"])
         self.num_updates = int(state["num_updates"])

@@ -9,10 +9,11 @@ from typing import Any
 
 from fino.store.models import Run
 
-# Config fields that do not change what a run learns, only where and how fast it runs.
+# Config fields that do not change what a run learns, only where and how fast it runs (a run
+# started from a shared offline phase learns what it would have learnt alone).
 EXECUTION_FIELDS = frozenset({
     "seed", "train.threads", "train.device", "train.compile", "train.matmul", "train.eval_envs",
-    "train.log_interval", "train.save_interval", "task.dataset_dir",
+    "train.log_interval", "train.save_interval", "task.dataset_dir", "from_offline",
 })
 RUN_FIELDS = ("task", "algo", "preset", "backend", "study")  # columns of `runs`
 MAX_LABEL_FIELDS = 3

@@ -24,6 +24,7 @@ from fino.cli.complete import complete_preset, complete_task
 from fino.cli.options import DbOption, RunIdArg, RunIdsArg
 
 if TYPE_CHECKING:
+    from fino.store.db import Store
     from fino.train.config import RunConfig
 
 queue_app = typer.Typer(help="The run queue: add, list, show, cancel, retry, priority, rm, reap.",
@@ -85,6 +86,12 @@ def add(
     allow_missing_data: Annotated[bool, typer.Option(
         help="Queue even though the task's dataset is not on this machine (for workers "
              "elsewhere).")] = False,
+    from_offline: Annotated[list[str] | None, typer.Option(
+        "--from-offline", metavar="ID",
+        help="Start the online phase from these runs' end-of-offline checkpoints (the run of "
+             "the same seed), instead of training the same offline phase again: the new runs "
+             "may differ from them only in online settings (candidate count, β, exploration, "
+             "balanced sampling, evaluation).", show_default=False)] = None,
     db: DbOption = None,
 ) -> None:
     """Queue one run per seed, validated before anything is written.
@@ -112,6 +119,8 @@ def add(
         fail(str(exc))
     missing = check_dataset(configs[0], allow_missing_data)
     store = open_store(db)
+    if from_offline:
+        configs = after_offline(store, configs, parse_ids(from_offline))
     ids = add_runs(store, configs, runs_dir=runs_dir, priority=priority, tags=tags,
                    max_attempts=max_attempts, names=run_names(name, configs))
     console.print(f"queued {len(ids)} run(s): {', '.join(map(str, ids))} "
@@ -122,6 +131,40 @@ def add(
         err_console.print(f"[yellow]warning:[/] {shown(missing)}; queued anyway "
                           "(--allow-missing-data)", highlight=False, soft_wrap=True)
     typer.echo(" ".join(map(str, ids)))
+
+
+def after_offline(store: Store, configs: list[RunConfig], sources: list[int]
+                  ) -> list[RunConfig]:
+    """Each config started from the end-of-offline checkpoint of the source run of its seed;
+    a clear error (nothing queued) for a missing run or checkpoint or another offline phase."""
+    from dataclasses import replace
+
+    from fino.algo.config import ConfigError
+    from fino.store.queue import QueueError, get_run
+    from fino.train.offline_start import OFFLINE_NAME, check_offline_match
+
+    by_seed = {}
+    for run_id in sources:
+        try:
+            run = get_run(store, run_id)
+        except QueueError as exc:
+            fail(str(exc))
+        by_seed.setdefault(run.seed, run)
+    started = []
+    for config in configs:
+        source = by_seed.get(config.seed)
+        if source is None:
+            fail(f"--from-offline: no run of seed {config.seed} among {sources}")
+        path = Path(source.run_dir or "") / OFFLINE_NAME
+        if not source.run_dir or not path.exists():
+            fail(f"--from-offline: run {source.id} has no end-of-offline checkpoint ({path}): "
+                 "it has not finished its offline phase yet")
+        try:
+            check_offline_match(source.config, config.to_dict(), f"run {source.id}")
+        except ConfigError as exc:
+            fail(f"--from-offline: {exc}")
+        started.append(replace(config, from_offline=str(path)))
+    return started
 
 
 def check_dataset(config: RunConfig, allow_missing: bool) -> str | None:

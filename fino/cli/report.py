@@ -103,12 +103,32 @@ def report(
             "offline": dict(zip(("mean", "ci", "n"), mean_ci(offline, confidence), strict=True)),
             "online": dict(zip(("mean", "ci", "n"), mean_ci(final, confidence), strict=True)),
         })
+    shared = shared_offline(runs)
     if as_json:
         typer.echo(json.dumps({"key": key, "confidence": confidence, "groups": [
             {**r, "offline": _clean(r["offline"]), "online": _clean(r["online"])}
-            for r in rows]}, indent=2, default=str))
+            for r in rows], "shared_offline": shared}, indent=2, default=str))
         return
-    Console().print(_table(rows, key, by[0], confidence))
+    table = _table(rows, key, by[0], confidence)
+    if shared:
+        table.caption += ("\nshared offline phases (run <- the run whose end-of-offline "
+                          "checkpoint it started from): "
+                          + ", ".join(f"{v} <- {s}" for v, s in shared.items()))
+    Console().print(table)
+
+
+def shared_offline(runs: list[Any]) -> dict[int, int | str]:
+    """Run id -> the run whose offline phase it shares (its id when that run is in `runs`,
+    else the checkpoint's path)."""
+    from pathlib import Path
+
+    folders = {str(Path(r.run_dir)): r.id for r in runs if r.run_dir}
+    out: dict[int, int | str] = {}
+    for run in runs:
+        path = (run.config or {}).get("from_offline")
+        if path:
+            out[run.id] = folders.get(str(Path(path).parent), path)
+    return out
 
 
 def _clean(stats: dict[str, Any]) -> dict[str, Any]:

@@ -284,7 +284,7 @@ def _from_store(run_id: int, db: str | None
     """A queued run's config and folder; it resumes when its folder holds a checkpoint. Started
     by a worker, the attempt's lease fences every write (watched in the background)."""
     from fino.store.db import Store
-    from fino.store.lease import Lease, LeaseWatch
+    from fino.store.lease import watch_from_env
     from fino.store.queue import QueueError, get_run
     from fino.store.sink import DatabaseSink
 
@@ -293,12 +293,7 @@ def _from_store(run_id: int, db: str | None
         run = get_run(store, run_id)
     except QueueError as exc:
         raise ConfigError(str(exc)) from None
-    lease = Lease.from_env(run_id)
-    watch = None
-    if lease is not None:
-        watch = LeaseWatch(store, lease)
-        watch.confirm()  # a stale attempt stops before it reads or writes the folder
-        watch.start()
+    watch = watch_from_env(store, run_id)
     config = RunConfig.from_dict(run.config)
     run_dir = Path(run.run_dir or f"runs/{run_id:06d}")
     resume = (run_dir / CHECKPOINT_NAME).exists()

@@ -14,20 +14,18 @@ import os
 import signal
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING
 
 from rich.console import Console
 
 from fino.algo.config import ConfigError
-from fino.cli.run import KNOWN_ERRORS, os_error_line
+from fino.cli.run import KNOWN_ERRORS, StopOnSignal, os_error_line
 from fino.launch.packs import FIT_ENV, REFUSED, RELEASED, RESULT_ENV, write_outcomes
 
 if TYPE_CHECKING:
     from fino.store.db import Store
     from fino.store.lease import LeaseWatch
     from fino.train.config import RunConfig
-    from fino.train.pack_trainer import PackTrainer
 
 console = Console(stderr=True)
 DONE, FAILED, DISOWNED, INTERRUPTED = 0, 1, 75, 130  # a single run's exit codes
@@ -39,22 +37,6 @@ class Member:
     config: RunConfig
     run_dir: Path
     watch: LeaseWatch | None
-
-
-class StopPack:
-    """SIGINT/SIGTERM: every member checkpoints and stops; a second Ctrl-C stops at once."""
-
-    def __init__(self, trainer: PackTrainer) -> None:
-        self.trainer = trainer
-
-    def __call__(self, signum: int, _frame: FrameType | None) -> None:
-        if self.trainer.stop_requested:
-            if signum == signal.SIGINT:
-                raise KeyboardInterrupt
-            return
-        self.trainer.request_stop()
-        os.write(2, f"{signal.Signals(signum).name}: the pack's members stop at the next step "
-                    "or evaluation episode, each with a checkpoint\n".encode())
 
 
 def run_pack(run_ids: list[int], db: str | None, quiet: bool) -> int:
@@ -93,7 +75,7 @@ def _members(store: Store, run_ids: list[int],
              outcomes: dict[int, dict[str, object]]) -> list[Member]:
     """The runs with their configs, folders and running lease watches; a member whose attempt
     no longer holds its run is left out (disowned) before anything is read or written."""
-    from fino.store.lease import Lease, LeaseWatch
+    from fino.store.lease import watch_from_env
     from fino.store.queue import QueueError, get_run
     from fino.train.config import RunConfig
     from fino.train.errors import RunDisowned
@@ -106,16 +88,11 @@ def _members(store: Store, run_ids: list[int],
             run = get_run(store, run_id)
         except QueueError as exc:
             raise ConfigError(str(exc)) from None
-        lease = Lease.from_env(run_id)
-        watch = None
-        if lease is not None:
-            watch = LeaseWatch(store, lease)
-            try:
-                watch.confirm()
-            except RunDisowned as exc:
-                outcomes[run_id] = {"code": DISOWNED, "error": str(exc)}
-                continue
-            watch.start()
+        try:
+            watch = watch_from_env(store, run_id)
+        except RunDisowned as exc:  # left out before anything is read or written
+            outcomes[run_id] = {"code": DISOWNED, "error": str(exc)}
+            continue
         members.append(Member(run_id, RunConfig.from_dict(run.config),
                               Path(run.run_dir or f"runs/{run_id:06d}"), watch))
     return members
@@ -173,7 +150,7 @@ def _train(store: Store, members: list[Member], outcomes: dict[int, dict[str, ob
         resume=any((m.run_dir / "checkpoint.pt").exists() for m in members))
     if not quiet:
         console.print(f"pack of {len(members)}: runs {' '.join(str(m.run_id) for m in members)}")
-    handler = StopPack(trainer)
+    handler = StopOnSignal(trainer)  # type: ignore[arg-type]  (a pack stops as a run does)
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         results = trainer.run()

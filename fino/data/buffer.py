@@ -299,6 +299,20 @@ class SharedOfflineReplay:
         self.generator.set_state(state["generator"])
 
 
+
+def take_sampling_stream(buffer: ReplayBuffer | SharedOfflineReplay,
+                         state: Mapping[str, Any]) -> None:
+    """Continue the sampling stream of a buffer state that holds the offline rows only (the
+    end of an offline phase), whatever its capacity or balance: until online rows arrive, a
+    buffer of the same offline rows draws the same rows from the same stream either way."""
+    if int(state["num_online_added"]) != 0 or buffer.num_online_added != 0:
+        raise ValueError("only a buffer without online rows takes over another's stream")
+    if int(state["num_offline"]) != buffer.num_offline:
+        raise ValueError(f"buffer state is for {state['num_offline']} offline rows, this "
+                         f"buffer has {buffer.num_offline}")
+    buffer.generator.set_state(state["generator"])
+
+
 class PackedReplay:
     """The replay buffers of a pack: one copy of the offline arrays shared by every member,
     each member with its own online transitions and sampling stream (member i samples as

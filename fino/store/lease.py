@@ -200,3 +200,14 @@ class LeaseWatch:
         while not self._done.wait(self.lease.check_every):
             if self._check():
                 return
+
+
+def watch_from_env(store: Store, run_id: int) -> LeaseWatch | None:
+    """The lease its worker passed this process for run `run_id`, confirmed (RunDisowned if
+    it no longer holds) and then watched in the background; None for a run started by hand."""
+    lease = Lease.from_env(run_id)
+    if lease is None:
+        return None
+    watch = LeaseWatch(store, lease)
+    watch.confirm()  # a stale attempt stops before it reads or writes the folder
+    return watch.start()

@@ -97,6 +97,9 @@ class RunConfig:
     algo: Algo = "fino"
     seed: int = 0
     preset: str | None = None  # where the hyperparameters came from (file:profile)
+    # Start the online phase from this end-of-offline checkpoint of another run with the same
+    # offline phase (fino.train.offline_start) instead of training the offline phase again.
+    from_offline: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.algo, str):  # FQL, Fino: names are case-insensitive
@@ -144,3 +147,12 @@ def build_section(cls: type, values: dict[str, Any], section: str) -> Any:
         raise ConfigError(f"[{section}] {exc}") from exc
     except TypeError as exc:
         raise ConfigError(f"[{section}] {exc}") from exc
+
+
+def same_config(saved: dict[str, Any], config: RunConfig) -> bool:
+    """Whether a checkpoint's stored config is `config` (keys added since it was written take
+    their defaults)."""
+    try:
+        return RunConfig.from_dict(saved).to_dict() == config.to_dict()
+    except ConfigError:
+        return False

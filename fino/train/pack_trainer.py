@@ -32,13 +32,14 @@ from fino.algo.matmul import configure_cuda_matmul, configure_matmul
 from fino.algo.packing import PackError
 from fino.backends.base import Task
 from fino.backends.registry import load_task
-from fino.data.buffer import PackedReplay, SharedOfflineReplay
+from fino.data.buffer import PackedReplay, SharedOfflineReplay, take_sampling_stream
 from fino.provenance import MACHINE_MARK, code_version, machine
 from fino.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
-from fino.train.config import CONFIG_NAME, RunConfig
+from fino.train.config import CONFIG_NAME, RunConfig, same_config
 from fino.train.episode import OnlineEpisodes
 from fino.train.errors import RunDisowned, TrainingDiverged
 from fino.train.evaluate import EpisodeRun, evaluate_many
+from fino.train.offline_start import OFFLINE_NAME, load_offline_start
 from fino.train.packable import check_packable
 from fino.train.seeds import seed_for
 from fino.train.sinks import Sink, SinkGroup
@@ -145,6 +146,8 @@ class PackTrainer:
                 fence=fences[i] if fences else None))
         if resume:
             self._restore()
+        else:
+            self._start_after_offline()
         for i, m in enumerate(self.members):
             if not resume:
                 (m.run_dir / CONFIG_NAME).write_text(json.dumps(m.config.to_dict(), indent=2))
@@ -155,6 +158,9 @@ class PackTrainer:
             if resume:
                 m.sinks.event("resumed", f"from step {self.step} (in a pack of "
                               f"{len(self.members)})")
+            elif m.config.from_offline:
+                m.sinks.event("started", f"online phase from the offline phase of "
+                              f"{m.config.from_offline} (step {self.step})")
         self._stop = False
         self._last_entropy: tuple[int, torch.Tensor] | None = None
         self._compiled = not tc.compile
@@ -189,7 +195,9 @@ class PackTrainer:
                           f"{self.step}/{tc.total_steps}, fino {code_version()}"
                           f"{MACHINE_MARK}{where}")
         try:
-            if self._evaluation_due():  # a fresh step 0, or one a stop interrupted
+            # A fresh step 0, one a stop interrupted, or the end of a shared offline phase
+            # (members evaluate there with their own acting rule: their offline score).
+            if self._evaluation_due() or self._at_shared_offline_end():
                 self._evaluate()
             window = (time.perf_counter(), self.step, self._env_steps())
             while self.step < tc.total_steps and not self._stop:
@@ -224,6 +232,8 @@ class PackTrainer:
                     self._evaluate()
                 if self.step % tc.save_interval == 0 or self.step == tc.total_steps:
                     self._save(self._active())
+                if self.step == tc.offline_steps:
+                    self._save(self._active(), OFFLINE_NAME)  # for online variants to start
             self._check_finite(None)
             for i in self._active():
                 m = self.members[i]
@@ -426,7 +436,7 @@ class PackTrainer:
         """Each running member's checkpoint, the state a single run's `save` writes."""
         self._save(self._active())
 
-    def _save(self, members: Sequence[int]) -> None:
+    def _save(self, members: Sequence[int], name: str = CHECKPOINT_NAME) -> None:
         self._check_finite(None)  # never overwrite a good checkpoint with diverged weights
         for i in members:
             m = self.members[i]
@@ -434,7 +444,7 @@ class PackTrainer:
                 continue
             m.sinks.flush()  # no checkpoint ahead of the stored metrics
             try:
-                save_checkpoint(m.run_dir / CHECKPOINT_NAME, {
+                save_checkpoint(m.run_dir / name, {
                     "config": m.config.to_dict(), "step": self.step,
                     "env_steps": m.online.env_steps, "episodes": m.online.episodes,
                     "evaluations": m.evaluations, "agent": self.agent.member_state(i),
@@ -443,8 +453,30 @@ class PackTrainer:
             except RunDisowned as exc:
                 self._disown(i, exc)
                 continue
+            if name != CHECKPOINT_NAME:
+                m.sinks.event("checkpoint", f"step {self.step} ({name})")
+                continue
             m.saved_step = self.step
             m.sinks.event("checkpoint", f"step {self.step}")
+
+    def _start_after_offline(self) -> None:
+        """Members with `from_offline` take their agent and sampling stream from their shared
+        offline phase's end; a pack starts there only when all of its members do."""
+        starting = [m.config.from_offline is not None for m in self.members]
+        if not any(starting):
+            return
+        if not all(starting):
+            raise PackError("pack members start at different steps: some from a shared "
+                            "offline phase (from_offline), some from step 0")
+        for i, m in enumerate(self.members):
+            state = load_offline_start(Path(str(m.config.from_offline)), m.config.to_dict())
+            self.agent.load_member_state(i, state["agent"], same_config=False)
+            take_sampling_stream(m.buffer, state["buffer"])
+        self.step = self.train_config.offline_steps
+
+    def _at_shared_offline_end(self) -> bool:
+        return self.configs[0].from_offline is not None and \
+            self.step == self.train_config.offline_steps
 
     def _restore(self) -> None:
         """Every member from its folder's checkpoint; they must all be at one step."""
@@ -462,8 +494,7 @@ class PackTrainer:
                             "trains its members in lockstep: resume them apart")
         for i, state in states.items():
             m = self.members[i]
-            saved = json.loads(json.dumps(state["config"]))
-            if saved != json.loads(json.dumps(m.config.to_dict())):
+            if not same_config(state["config"], m.config):
                 raise ValueError(f"{m.run_dir / CHECKPOINT_NAME} was written by another run "
                                  "config; resume with the run's own config.json")
             self.agent.load_member_state(i, state["agent"])

@@ -9,13 +9,17 @@ from typing import Any
 from fino.algo.config import PACKABLE, PackError
 from fino.train.config import RunConfig
 
-MEMBER_KEYS = ("seed",)  # what pack members may differ in besides the packable agent settings
+# What pack members may differ in besides the packable agent settings (each member starts from
+# its own shared offline phase, if any).
+MEMBER_KEYS = ("seed", "from_offline")
 
 
 def pack_difference(first: Mapping[str, Any], other: Mapping[str, Any]
                     ) -> tuple[str, Any, Any] | None:
     """(dotted setting, first's value, other's value) of the first setting in which two run
     configs (as dicts) may not differ within one pack; None when they can share one."""
+    if (first.get("from_offline") is None) != (other.get("from_offline") is None):
+        return "from_offline", first.get("from_offline"), other.get("from_offline")
     for key, value in first.items():
         if key in MEMBER_KEYS:
             continue

@@ -16,13 +16,14 @@ from fino.algo.config import ConfigError
 from fino.algo.matmul import configure_cuda_matmul, configure_matmul
 from fino.backends.base import Task
 from fino.backends.registry import load_task
-from fino.data.buffer import ReplayBuffer
+from fino.data.buffer import ReplayBuffer, take_sampling_stream
 from fino.provenance import MACHINE_MARK, code_version, machine
 from fino.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
-from fino.train.config import CONFIG_NAME, RunConfig
+from fino.train.config import CONFIG_NAME, RunConfig, same_config
 from fino.train.episode import OnlineEpisodes
 from fino.train.errors import RunDisowned, TrainingDiverged
 from fino.train.evaluate import EvalResult, evaluate, greedy_actor
+from fino.train.offline_start import OFFLINE_NAME, load_offline_start
 from fino.train.seeds import seed_for
 from fino.train.sinks import EvalCsvSink, EventLogSink, JsonlSink, Sink, SinkGroup
 
@@ -141,9 +142,12 @@ class Trainer:
         self._last_entropy: tuple[int, float] | None = None
         self._compiled = not tc.compile  # the first update in this process compiles it
         self._saved_step: int | None = None
+        self._offline_state: dict[str, Any] | None = None  # the shared offline phase's end
         if resume:
             self._restore()
         else:
+            if config.from_offline:
+                self._start_after_offline()
             (self.run_dir / CONFIG_NAME).write_text(json.dumps(config.to_dict(), indent=2))
         self.sinks = run_sinks(self.run_dir, sinks)
         # Drop what was logged after the checkpoint (or, starting afresh in a folder an earlier
@@ -151,6 +155,9 @@ class Trainer:
         self.sinks.truncate_after(self.step if resume else -1)
         if resume:
             self.sinks.event("resumed", f"from step {self.step}")
+        elif config.from_offline:
+            self.sinks.event("started", f"online phase from the offline phase of "
+                             f"{config.from_offline} (step {self.step})")
 
     # ---- public -------------------------------------------------------------------------------
 
@@ -173,7 +180,8 @@ class Trainer:
         try:
             # Due here and not yet recorded: a fresh run's step-0 evaluation, or one that a
             # stop interrupted (a resumed run never repeats a recorded evaluation).
-            if self._evaluation_due() and not self._evaluated_here():
+            if (self._evaluation_due() or self._at_shared_offline_end()) and \
+                    not self._evaluated_here():
                 self._evaluate()
             window = (time.perf_counter(), self.step, self.env_steps)
             while self.step < tc.total_steps:
@@ -204,6 +212,8 @@ class Trainer:
                     self._evaluate()
                 if self.step % tc.save_interval == 0 or self.step == tc.total_steps:
                     self.save()
+                if self.step == tc.offline_steps:
+                    self.save(OFFLINE_NAME)  # kept: online variants may start from it
                 if self.progress and self.step % _PROGRESS_EVERY == 0:
                     self.progress.on_progress(self.step, tc.total_steps, self.phase,
                                               self.last_score)
@@ -347,23 +357,40 @@ class Trainer:
     def checkpoint_path(self) -> Path:
         return self.run_dir / CHECKPOINT_NAME
 
-    def save(self) -> None:
+    def save(self, name: str = CHECKPOINT_NAME) -> None:
         """Agent, online part of the buffer, counters, evaluations and the online episode in
-        progress (its actions: a resumed run replays them), written atomically."""
+        progress (its actions: a resumed run replays them), written atomically to `name` in
+        the run folder."""
         self._check_finite(None)  # never overwrite a good checkpoint with diverged weights
         self.sinks.flush()  # no checkpoint ahead of the stored metrics: a resume leaves no gap
-        save_checkpoint(self.checkpoint_path, {
+        save_checkpoint(self.run_dir / name, {
             "config": self.config.to_dict(), "step": self.step, "env_steps": self.env_steps,
             "episodes": self.episodes, "evaluations": self.evaluations,
             "agent": self.agent.state_dict(), "buffer": self.buffer.state_dict(),
             "episode": self.online.state()},
             before_replace=self.fence.confirm if self.fence is not None else None)
+        if name != CHECKPOINT_NAME:
+            self.sinks.event("checkpoint", f"step {self.step} ({name})")
+            return
         self._saved_step = self.step
         self.sinks.event("checkpoint", f"step {self.step}")
 
+    def _start_after_offline(self) -> None:
+        """Take the agent and the sampling stream from the shared offline phase's end."""
+        path = Path(str(self.config.from_offline))
+        state = load_offline_start(path, self.config.to_dict())
+        self.agent.load_member_state(0, state["agent"], same_config=False)
+        take_sampling_stream(self.buffer, state["buffer"])
+        self.step = int(state["step"])
+
+    def _at_shared_offline_end(self) -> bool:
+        """A run that starts after a shared offline phase evaluates there with its own acting
+        rule: that is its offline score."""
+        return bool(self.config.from_offline) and self.step == self.config.train.offline_steps
+
     def _restore(self) -> None:
         state = load_checkpoint(self.checkpoint_path)
-        if json.loads(json.dumps(state["config"])) != json.loads(json.dumps(self.config.to_dict())):
+        if not same_config(state["config"], self.config):
             raise ValueError(f"{self.checkpoint_path} was written by another run config; "
                              "resume with the run's own config.json")
         self.agent.load_state_dict(state["agent"])
