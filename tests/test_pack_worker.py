@@ -167,3 +167,40 @@ def test_pack_auto_is_one_run_on_a_cpu_and_a_fitted_pack_on_cuda():
     expected = (AUTO_PACK_CUDA, True) if torch.cuda.is_available() else (1, False)
     assert resolve_pack("auto") == expected
     assert resolve_pack("16") == (16, False)
+
+
+def test_a_fitted_pack_holds_what_the_memory_holds(monkeypatch, dataset):
+    from fino.algo import packing
+    from fino.backends.base import TaskConfig
+    from fino.cli.run_pack import _fitted_size
+    from fino.train.presets import build_run_config
+
+    configs = [build_run_config(TaskConfig("Pendulum-v1", backend="gymnasium",
+                                           dataset=str(dataset)), seed=s) for s in range(8)]
+    one = packing.estimate_pack_bytes(3, 1, configs[0].agent.resolved(1), 1)
+    monkeypatch.setattr(packing, "_available_ram", lambda: int(3.5 * one))
+    assert _fitted_size(3, 1, configs) == 3
+    monkeypatch.setattr(packing, "_available_ram", lambda: one // 2)
+    assert _fitted_size(3, 1, configs) == 1  # a single run is never refused here
+
+
+def test_a_pack_refused_for_memory_stops_the_worker_and_leaves_its_runs_queued(
+        store, tmp_path, dataset):
+    from fino.launch.packs import REFUSED, write_outcomes
+    from fino.launch.worker import Active
+
+    ids = queue_pendulum(store, dataset, tmp_path / "runs", range(2))
+    claims = queue.claim_pack(store, host="h", pid=1, size=2, fits=lambda a, b: True)
+    result = tmp_path / "packs" / "p.json"
+    message = "a pack of 2 members needs about 9.0 GiB ... but the available RAM is 1.0 GiB"
+    for claim in claims:  # what the pack process does before it exits
+        queue.transition(store, claim.run_id, ("running",), "queued", token=claim.token,
+                         message=f"released by its pack: {message}")
+    write_outcomes(result, {c.run_id: {"code": REFUSED, "error": message} for c in claims})
+    worker = _worker(store, pack=2)
+    for claim in claims:
+        a = Active(claim.run_id, claim.token, "r", None, tmp_path / "p.log", 1, 1,
+                   pack_id=claims[0].pack_id, result_path=result)
+        assert worker._settle(a, 1) == "released"
+    assert worker.refused == message and worker._stopping
+    assert set(statuses(store).values()) == {"queued"} and sorted(statuses(store)) == ids
