@@ -43,6 +43,7 @@ def _processes_of(run_id: int, url: str) -> list[int]:
     return found
 
 
+@pytest.mark.slow  # 40 s; `make test-slow` (the default suite keeps one Ray test, 30 s)
 def test_ten_runs_through_ray_on_postgresql_all_finish_with_metrics(pg_url, tmp_path, dataset):
     store = Store(pg_url)
     ids = queue_pendulum(store, dataset, tmp_path / "runs", range(10))
@@ -55,6 +56,7 @@ def test_ten_runs_through_ray_on_postgresql_all_finish_with_metrics(pg_url, tmp_
     store.dispose()
 
 
+@pytest.mark.slow  # 80 s; `make test-slow`
 def test_cancel_ends_the_ray_task_and_a_killed_task_is_lost_then_resumes(
         pg_url, tmp_path, dataset):
     store = Store(pg_url)
