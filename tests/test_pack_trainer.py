@@ -184,7 +184,7 @@ def test_a_stopped_pack_resumes_exactly_and_a_member_resumes_alone_as_its_single
     saved = load_checkpoint(stopped[1] / "checkpoint.pt")
     assert saved["step"] == 60 and saved["episode"]["length"] == 20  # mid online episode
     shutil.copytree(stopped[1], tmp_path / "alone")
-    resumed = PackTrainer(configs, stopped, task=task, resume=True).run()
+    resumed = PackTrainer(configs, stopped, task=task, resume=True, env_processes=2).run()
     assert [r.status for r in resumed] == ["done"] * 2
     for b, a in zip(stopped, straight, strict=True):
         assert _comparable(b) == _comparable(a)
@@ -225,3 +225,16 @@ def test_members_at_different_steps_are_not_resumed_as_one_pack(tmp_path, task, 
     assert resume_step(tmp_path / "a") == 80 and resume_step(tmp_path / "c") == 0
     with pytest.raises(PackError, match=r"different steps \(a: 80, c: 0\)"):
         PackTrainer(configs, [tmp_path / "a", tmp_path / "c"], task=task, resume=True)
+
+
+def test_envs_stepped_in_worker_processes_change_no_number(tmp_path, task, dataset_dir):
+    base = tiny_config(dataset_dir, **SCHEDULE)
+    configs = [base, replace(base, seed=1), replace(base, seed=2)]
+    serial = [tmp_path / f"s{i}" for i in range(3)]
+    pooled = [tmp_path / f"p{i}" for i in range(3)]
+    PackTrainer(configs, serial, task=task).run()
+    trainer = PackTrainer(configs, pooled, task=task, env_processes=2)
+    assert trainer.env_pool is not None and trainer.env_pool.processes == 2
+    trainer.run()
+    for s, p in zip(serial, pooled, strict=True):
+        assert _comparable(p) == _comparable(s)

@@ -161,6 +161,8 @@ def test_cancelling_one_run_of_a_pack_stops_that_member_only(store, tmp_path, da
     assert 30 <= stopped_at < 320  # it checkpointed where it stopped; the others went on
     assert metric_steps(store, ids[1], "critic/loss")[-1] <= stopped_at
     assert metric_steps(store, ids[0], "critic/loss")[-1] == 320
+    # Settled while its pack went on, not when the pack ended.
+    assert cancelled.finished_at < queue.get_run(store, ids[0]).finished_at
 
 
 def test_pack_auto_is_one_run_on_a_cpu_and_a_fitted_pack_on_cuda():

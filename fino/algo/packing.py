@@ -16,8 +16,8 @@ from torch import Tensor
 
 from fino.algo.config import PACKABLE, AgentConfig, PackError
 
-__all__ = ["PACKABLE", "MemberSettings", "PackError", "check_pack_fits", "estimate_pack_bytes",
-           "shared_config"]
+__all__ = ["PACKABLE", "MemberSettings", "PackError", "PackTooLarge", "check_pack_fits",
+           "estimate_pack_bytes", "shared_config"]
 
 
 def shared_config(configs: Sequence[AgentConfig]) -> AgentConfig:
@@ -83,6 +83,10 @@ def estimate_pack_bytes(obs_dim: int, action_dim: int, config: AgentConfig, memb
     return 4 * members * (state + activations)
 
 
+class PackTooLarge(MemoryError):
+    """A pack whose estimated memory exceeds what is free; the message gives both."""
+
+
 def check_pack_fits(estimate: int, device: torch.device, members: int) -> None:
     """Refuse, before allocating anything, a pack whose estimate exceeds the free memory."""
     if device.type == "cuda":
@@ -94,7 +98,7 @@ def check_pack_fits(estimate: int, device: torch.device, members: int) -> None:
         if free is None:
             return
     if estimate > free:
-        raise MemoryError(
+        raise PackTooLarge(
             f"a pack of {members} members needs about {estimate / 2**30:.1f} GiB (parameters, "
             f"gradients, Adam's moments, target critic, activations) but the {where} is "
             f"{free / 2**30:.1f} GiB: use fewer members per pack (about "

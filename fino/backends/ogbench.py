@@ -6,6 +6,7 @@ import os
 import re
 import warnings
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -168,11 +169,15 @@ class OGBenchBackend:
         )
         train_env.close()
 
-        def make_env() -> gymnasium.Env:
-            return ogbench.make_env_and_datasets(name, env_only=True, **env_kwargs)
-
+        make_env = partial(_make_env, name, env_kwargs)  # picklable: env pools build it
         return Task(spec=spec, train_dataset=train_data, val_dataset=val_data,
                     make_env=make_env, make_eval_env=make_env, score_episode=_success_score)
+
+
+def _make_env(name: str, env_kwargs: dict[str, Any]) -> gymnasium.Env:
+    import ogbench
+
+    return ogbench.make_env_and_datasets(name, env_only=True, **env_kwargs)
 
 
 def _load_error(exc: BaseException, dataset_name: str, paths: tuple[Path, Path]) -> TaskError:

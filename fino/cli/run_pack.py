@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 
 from fino.algo.config import ConfigError
+from fino.algo.packing import PackTooLarge
 from fino.cli.run import KNOWN_ERRORS, StopOnSignal, os_error_line
 from fino.launch.packs import FIT_ENV, REFUSED, RELEASED, RESULT_ENV, write_outcomes
+from fino.train.errors import RunDisowned, TrainingDiverged
 
 if TYPE_CHECKING:
     from fino.store.db import Store
@@ -50,7 +52,7 @@ def run_pack(run_ids: list[int], db: str | None, quiet: bool) -> int:
     try:
         if members:
             _train(store, members, outcomes, quiet)
-    except MemoryError as exc:  # the pack asked for does not fit: nothing trained, all back
+    except PackTooLarge as exc:  # the pack asked for does not fit: nothing trained, all back
         for m in members:
             if m.run_id not in outcomes:
                 _release(store, m, outcomes, str(exc), code=REFUSED)
@@ -78,7 +80,6 @@ def _members(store: Store, run_ids: list[int],
     from fino.store.lease import watch_from_env
     from fino.store.queue import QueueError, get_run
     from fino.train.config import RunConfig
-    from fino.train.errors import RunDisowned
 
     if len(set(run_ids)) != len(run_ids):
         raise ConfigError(f"--run-id given twice in {run_ids}")
@@ -102,11 +103,24 @@ def _one_step(store: Store, members: list[Member],
               outcomes: dict[int, dict[str, object]]) -> list[Member]:
     """The members whose checkpoints resume from the first member's step; the others are
     released to train apart (a pack trains in lockstep)."""
+    from fino.train.checkpoint import CheckpointError
     from fino.train.pack_trainer import resume_step
 
     if not members:
         return members
-    steps = [resume_step(m.run_dir) for m in members]
+    readable, steps = [], []
+    for m in members:
+        try:
+            steps.append(resume_step(m.run_dir))
+            readable.append(m)
+        except CheckpointError as exc:  # that member fails alone, as its single run would
+            outcomes[m.run_id] = {"code": FAILED, "error": str(exc)}
+            if m.watch is not None:
+                m.watch.record_error(str(exc))
+                m.watch.stop()
+    members = readable
+    if not members:
+        return members
     kept = [m for m, s in zip(members, steps, strict=True) if s == steps[0]]
     for m, step in zip(members, steps, strict=True):
         if step != steps[0]:
@@ -132,8 +146,8 @@ def _train(store: Store, members: list[Member], outcomes: dict[int, dict[str, ob
            quiet: bool) -> None:
     from fino.backends.registry import load_task
     from fino.store.sink import DatabaseSink
-    from fino.train.errors import RunDisowned, TrainingDiverged
     from fino.train.pack_trainer import PackTrainer, check_packable
+    from fino.train.trainer import RunSummary
 
     configs = [m.config for m in members]
     check_packable(configs)
@@ -143,11 +157,23 @@ def _train(store: Store, members: list[Member], outcomes: dict[int, dict[str, ob
         for m in members[fitted:]:
             _release(store, m, outcomes, f"a fitted pack holds {fitted} runs of this size")
         members = members[:fitted]
+    def left(member: int, why: TrainingDiverged | RunDisowned | None) -> None:
+        """Say at once what became of a member that left (the worker settles its run while
+        the pack goes on), and stop watching its lease."""
+        m = members[member]
+        outcomes[m.run_id] = outcome_of(why)
+        if isinstance(why, TrainingDiverged) and m.watch is not None:
+            m.watch.record_error(str(why))
+        if m.watch is not None:
+            m.watch.stop()
+        _write_result(outcomes)
+
     trainer = PackTrainer(
         [m.config for m in members], [m.run_dir for m in members], task=task,
         sinks_per_member=[[DatabaseSink(store, m.run_id, lease=m.watch)] for m in members],
         fences=[m.watch for m in members],
-        resume=any((m.run_dir / "checkpoint.pt").exists() for m in members))
+        resume=any((m.run_dir / "checkpoint.pt").exists() for m in members),
+        env_processes=os.cpu_count() or 1, on_leave=left)
     if not quiet:
         console.print(f"pack of {len(members)}: runs {' '.join(str(m.run_id) for m in members)}")
     handler = StopOnSignal(trainer)  # type: ignore[arg-type]  (a pack stops as a run does)
@@ -158,13 +184,7 @@ def _train(store: Store, members: list[Member], outcomes: dict[int, dict[str, ob
         for s, old in previous.items():
             signal.signal(s, old)
     for m, result in zip(members, results, strict=True):
-        if isinstance(result, RunDisowned):
-            outcomes[m.run_id] = {"code": DISOWNED, "error": str(result)}
-        elif isinstance(result, TrainingDiverged):
-            outcomes[m.run_id] = {"code": FAILED, "error": str(result)}
-            if m.watch is not None:
-                m.watch.record_error(str(result))
-        else:
+        if isinstance(result, RunSummary):
             outcomes[m.run_id] = {"code": DONE if result.status == "done" else INTERRUPTED,
                                   "error": None}
             if result.evaluations:
@@ -173,6 +193,13 @@ def _train(store: Store, members: list[Member], outcomes: dict[int, dict[str, ob
                 plot_runs({m.config.algo: m.run_dir}, m.run_dir / "curves.png",
                           title=f"{m.config.algo} on {m.config.task.name}, seed "
                                 f"{m.config.seed}", offline_steps=m.config.train.offline_steps)
+
+
+def outcome_of(why: TrainingDiverged | RunDisowned | None) -> dict[str, object]:
+    """A member that left: failed (diverged), disowned, or stopped on request."""
+    if why is None:
+        return {"code": INTERRUPTED, "error": None}
+    return {"code": DISOWNED if isinstance(why, RunDisowned) else FAILED, "error": str(why)}
 
 
 def _fitted_size(obs_dim: int, action_dim: int, configs: list[RunConfig]) -> int:

@@ -157,6 +157,7 @@ class Worker:
         self.finished: dict[int, str] = {}
         self._stopping = False
         self.refused: str | None = None  # a pack too large for memory: the worker stops
+        self._handles: dict[int, Any] = {}  # id -> handle of every child process running
         self._db_error_at = -float("inf")  # monotonic time of the last failed database call
 
     # ---- control ----
@@ -248,7 +249,8 @@ class Worker:
             self.log(f"run {run_id}: heartbeat expired, marked lost")
 
     def _processes(self) -> int:
-        return len({id(a.handle) for a in self.active.values()})
+        """Processes running: a pack's counts until it exits, even once its members settled."""
+        return len(self._handles)
 
     def _fill(self) -> None:
         while self._processes() < self.jobs:
@@ -285,6 +287,7 @@ class Worker:
                                  error=f"{type(exc).__name__}: {exc}")
             self.log(f"run(s) {' '.join(str(r.id) for r in runs)}: could not start: {exc}")
             return
+        self._handles[id(handle)] = handle
         for run, token in zip(runs, tokens, strict=True):
             self.active[run.id] = Active(run.id, token, run.name, handle, log_path, run.attempts,
                                          run.max_attempts, pack_id=pack_id,
@@ -302,9 +305,8 @@ class Worker:
                 continue
             packed = a.result_path is not None
             if run_id not in beat.still_mine:
-                if packed:  # the pack stops the member itself (its lease); it is not ours now
-                    del self.active[run_id]
-                    self.finished[run_id] = "disowned"
+                if packed:  # the pack stops the member itself (its lease) and says so
+                    a.stop_reason = "disowned"
                     self.log(f"run {run_id}: no longer ours (released by its pack, reaped or "
                              "removed); its pack leaves it alone")
                     continue
@@ -323,19 +325,26 @@ class Worker:
         a.kill_at = time.monotonic() + self.grace
 
     def _reap_children(self) -> None:
-        for run_id, a in list(self.active.items()):
-            code = self.executor.poll(a.handle)
+        """Settle the runs of ended processes, and the pack members whose pack says what became
+        of them while it goes on (diverged, cancelled, disowned)."""
+        for key, handle in list(self._handles.items()):
+            members = [a for a in self.active.values() if a.handle is handle]
+            code = self.executor.poll(handle)
             if code is None:
-                if a.kill_at is not None and time.monotonic() > a.kill_at:
-                    self.executor.cancel(a.handle, force=True)
-                continue
-            try:
-                self.finished[run_id] = self._settle(a, code)
-            except SQLAlchemyError as exc:
-                self.log(f"run {run_id}: could not record its end ({type(exc).__name__}); "
-                         "retrying")
-                continue
-            del self.active[run_id]
+                if any(a.kill_at is not None and time.monotonic() > a.kill_at for a in members):
+                    self.executor.cancel(handle, force=True)
+                members = [a for a in members
+                           if read_outcome(a.result_path, a.run_id) is not None]
+            for a in members:
+                try:
+                    self.finished[a.run_id] = self._settle(a, LOST if code is None else code)
+                except SQLAlchemyError as exc:
+                    self.log(f"run {a.run_id}: could not record its end "
+                             f"({type(exc).__name__}); retrying")
+                    continue
+                del self.active[a.run_id]
+            if code is not None and not any(a.handle is handle for a in self.active.values()):
+                del self._handles[key]
 
     def _settle(self, a: Active, code: int) -> str:
         """The final status, decided here from the exit code and why we stopped the child;
@@ -343,23 +352,26 @@ class Worker:
         pack member's code is what the pack's result file says, and a member it says nothing
         of, in a pack process that died, is lost."""
         run_id = a.run_id
+        found = read_outcome(a.result_path, run_id)
+        reason: str | None = None  # a pack member's own one-line error
+        if found is not None and found["code"] in (RELEASED, REFUSED):
+            if found["code"] == REFUSED and self.refused is None:
+                self.refused = str(found.get("error"))
+                self.log(f"pack refused: {self.refused}; the worker stops")
+                self.request_stop()
+            return "released"
         if a.stop_reason == "disowned":
             return "disowned"
         if a.result_path is not None:
-            found = read_outcome(a.result_path, run_id)
             if found is None:  # killed by a signal: lost; a pack-wide error: its exit code
                 code = LOST if code < 0 else code
-            elif found["code"] in (RELEASED, REFUSED):
-                if found["code"] == REFUSED and self.refused is None:
-                    self.refused = str(found.get("error"))
-                    self.log(f"pack refused: {self.refused}; the worker stops")
-                    self.request_stop()
-                return "released"
             else:
-                code = found["code"]
+                code, reason = found["code"], found.get("error")
                 if code == INTERRUPTED and a.stop_reason is None and \
                         queue.get_run(self.store, run_id).cancel_requested:
                     a.stop_reason = "cancelled"  # its lease saw the request before our heartbeat
+                if code != INTERRUPTED:  # it ended on its own: a stop request changes nothing
+                    a.stop_reason = None
 
         def move(expected: tuple[str, ...], new: str, **values: Any) -> bool:
             return queue.transition(self.store, run_id, expected, new, token=a.token, **values)
@@ -388,7 +400,7 @@ class Worker:
             status = "done"
         else:
             tail = log_tail(a.log_path)
-            reason = failure_reason(tail) or self._recorded_error(run_id)
+            reason = reason or failure_reason(tail) or self._recorded_error(run_id)
             error = reason or tail or f"exit code {code}"
             ok = move(("running",), "failed", exit_code=code, error=error,
                       message=f"exit code {code}")

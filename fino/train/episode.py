@@ -45,9 +45,15 @@ class OnlineEpisodes:
     def step(self, action: np.ndarray, buffer: Any) -> dict[str, float] | None:
         """Step the env with `action`, store the transition in `buffer`; the finished
         episode's return, length and score when it ended."""
+        return self.record(action, self.env.step(action), buffer)
+
+    def record(self, action: np.ndarray, result: tuple[Any, ...], buffer: Any
+               ) -> dict[str, float] | None:
+        """As `step`, with the env's step result for `action` given (stepped elsewhere: an
+        env pool)."""
         assert self.obs is not None, "observation() starts the episode"
         self.actions.append(action)
-        next_obs, reward, terminated, truncated, info = self.env.step(action)
+        next_obs, reward, terminated, truncated, info = result
         buffer.add(self.obs, action, self.task.training_reward(float(reward)), next_obs,
                    bool(terminated))
         self.env_steps += 1

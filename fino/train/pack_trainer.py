@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -36,6 +36,7 @@ from fino.data.buffer import PackedReplay, SharedOfflineReplay, take_sampling_st
 from fino.provenance import MACHINE_MARK, code_version, machine
 from fino.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from fino.train.config import CONFIG_NAME, RunConfig, same_config
+from fino.train.env_pool import env_pool_for
 from fino.train.episode import OnlineEpisodes
 from fino.train.errors import RunDisowned, TrainingDiverged
 from fino.train.evaluate import EpisodeRun, evaluate_many
@@ -105,7 +106,13 @@ class PackTrainer:
         sinks_per_member: Sequence[list[Sink]] | None = None,
         fences: Sequence[MemberFence | None] | None = None,
         resume: bool = False,
+        env_processes: int = 1,
+        on_leave: Callable[[int, TrainingDiverged | RunDisowned | None], None] | None = None,
     ) -> None:
+        """`env_processes` > 1: the members' online envs step in parallel in that many worker
+        processes (when the task's env factory can be sent there), with the same results.
+        `on_leave(i, why)`: told when member i leaves while the others may go on (why: the
+        error that ended it, or None when it stopped on request with a checkpoint)."""
         if len(configs) != len(run_dirs):
             raise ValueError(f"{len(configs)} configs for {len(run_dirs)} run folders")
         if len({Path(d).resolve() for d in run_dirs}) != len(run_dirs):
@@ -162,6 +169,11 @@ class PackTrainer:
                 m.sinks.event("started", f"online phase from the offline phase of "
                               f"{m.config.from_offline} (step {self.step})")
         self._stop = False
+        self._on_leave = on_leave
+        self.env_pool = env_pool_for(self.task.make_env, len(self.members), env_processes)
+        if self.env_pool is not None:
+            for i, m in enumerate(self.members):
+                m.online.env = self.env_pool.env(i)
         self._last_entropy: tuple[int, torch.Tensor] | None = None
         self._compiled = not tc.compile
 
@@ -247,6 +259,8 @@ class PackTrainer:
                 m.online.close()
                 for env in m.eval_envs:
                     env.close()
+            if self.env_pool is not None:
+                self.env_pool.close()
         wall = time.perf_counter() - start
         results: list[RunSummary | TrainingDiverged | RunDisowned] = []
         for m in self.members:
@@ -302,6 +316,11 @@ class PackTrainer:
 
     def _disown(self, member: int, exc: RunDisowned) -> None:
         self.members[member].ended = exc
+        self._left(member, exc)
+
+    def _left(self, member: int, why: TrainingDiverged | RunDisowned | None) -> None:
+        if self._on_leave is not None:
+            self._on_leave(member, why)
 
     def _stop_member(self, member: int) -> None:
         """Checkpoint member `member` (unless its checkpoint is at this step) and stop it."""
@@ -311,6 +330,7 @@ class PackTrainer:
         if m.active:  # the checkpoint may have found the run disowned
             m.stopped, m.stopped_at = True, self.step
             m.sinks.event("interrupted", f"checkpointed at step {self.step}")
+            self._left(member, None)
 
     def _check_finite(self, update_metrics: torch.Tensor | None) -> None:
         """Stop each newly diverged member alone, with a single run's "diverged" event (one
@@ -330,6 +350,7 @@ class PackTrainer:
                 f"non-finite loss: {loss}; the last checkpoint (if any) in {m.run_dir} is "
                 "intact")
             m.sinks.event("diverged", str(m.ended))
+            self._left(i, m.ended)
         active = self._active()
         if active:  # members that left train on unwatched: keep them finite for shared work
             for i, m in enumerate(self.members):
@@ -346,9 +367,12 @@ class PackTrainer:
         obs = np.stack([current.get(i, blank) for i in range(len(self.members))])
         actions = self.agent.act(torch.as_tensor(obs, dtype=torch.float32)[:, None])
         actions = actions[:, 0].cpu().numpy()
+        results = (self.env_pool.step_many({i: actions[i] for i in active})
+                   if self.env_pool is not None else {})
         for i in active:
             m = self.members[i]
-            finished = m.online.step(actions[i], m.buffer)
+            finished = (m.online.record(actions[i], results[i], m.buffer) if results
+                        else m.online.step(actions[i], m.buffer))
             if finished is not None:
                 m.sinks.write(self.step + 1, {**finished, **self._progress(m, offset=1)})
 

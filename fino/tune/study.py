@@ -188,7 +188,10 @@ class Orchestrator:
         progress = self.progress()
         while not self._stop:
             left = self.spec.trials - progress.complete - progress.pruned - progress.in_flight
-            batch = min(self.spec.batch, left)
+            # Trials waiting in Optuna's queue (retries) come out first, one at a time: a batch
+            # enqueues its own fixed settings behind them.
+            waiting = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+            batch = min(1 if waiting else self.spec.batch, left)
             if batch < 1 or self.spec.parallel - progress.in_flight < batch:
                 break
             self.ask_batch(batch)
