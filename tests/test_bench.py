@@ -45,8 +45,10 @@ def test_pack_figures_report_seed_updates_as_pack_size_times_updates() -> None:
     assert [f.extra["pack"] for f in figures] == [1, 2]
     for f in figures:
         assert f.figure == "pack_updates_per_second" and f.extra["matmul_precision"] == "fp32"
+        # seed-updates/s is stored rounded to 2 decimals: at a few updates/s (a loaded
+        # machine) that rounding, not the product, sets the tolerance.
         assert f.extra["seed_updates_per_second"] == pytest.approx(f.extra["pack"] * f.value,
-                                                                   rel=1e-3)
+                                                                   rel=1e-3, abs=0.005)
     assert figures[1].extra["state_mib"] == pytest.approx(2 * figures[0].extra["state_mib"])
 
 
