@@ -74,3 +74,15 @@ def load_offline_start(path: Path, config: Mapping[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"{path} is at step {state['step']}, not at the end of the offline "
                           f"phase ({config['train']['offline_steps']})")
     return state
+
+
+def start_after_offline(agent: Any, member: int, buffer: Any, config: Any) -> int:
+    """Give member `member` of `agent` (a pack, or a single agent: member 0) and its replay
+    `buffer` the weights and sampling stream at the end of `config.from_offline`'s offline
+    phase; the step it starts at."""
+    from fino.data.buffer import take_sampling_stream
+
+    state = load_offline_start(Path(str(config.from_offline)), config.to_dict())
+    agent.load_member_state(member, state["agent"], same_config=False)
+    take_sampling_stream(buffer, state["buffer"])
+    return int(state["step"])

@@ -32,7 +32,7 @@ from fino.algo.matmul import configure_cuda_matmul, configure_matmul
 from fino.algo.packing import PackError
 from fino.backends.base import Task
 from fino.backends.registry import load_task
-from fino.data.buffer import PackedReplay, SharedOfflineReplay, take_sampling_stream
+from fino.data.buffer import PackedReplay, SharedOfflineReplay
 from fino.provenance import MACHINE_MARK, code_version, machine
 from fino.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from fino.train.config import CONFIG_NAME, RunConfig, same_config
@@ -40,7 +40,7 @@ from fino.train.env_pool import env_pool_for
 from fino.train.episode import OnlineEpisodes
 from fino.train.errors import RunDisowned, TrainingDiverged
 from fino.train.evaluate import EpisodeRun, evaluate_many
-from fino.train.offline_start import OFFLINE_NAME, load_offline_start
+from fino.train.offline_start import OFFLINE_NAME, start_after_offline
 from fino.train.packable import check_packable
 from fino.train.seeds import seed_for
 from fino.train.sinks import Sink, SinkGroup
@@ -493,10 +493,7 @@ class PackTrainer:
             raise PackError("pack members start at different steps: some from a shared "
                             "offline phase (from_offline), some from step 0")
         for i, m in enumerate(self.members):
-            state = load_offline_start(Path(str(m.config.from_offline)), m.config.to_dict())
-            self.agent.load_member_state(i, state["agent"], same_config=False)
-            take_sampling_stream(m.buffer, state["buffer"])
-        self.step = self.train_config.offline_steps
+            self.step = start_after_offline(self.agent, i, m.buffer, m.config)
 
     def _at_shared_offline_end(self) -> bool:
         return self.configs[0].from_offline is not None and \

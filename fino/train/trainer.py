@@ -16,14 +16,14 @@ from fino.algo.config import ConfigError
 from fino.algo.matmul import configure_cuda_matmul, configure_matmul
 from fino.backends.base import Task
 from fino.backends.registry import load_task
-from fino.data.buffer import ReplayBuffer, take_sampling_stream
+from fino.data.buffer import ReplayBuffer
 from fino.provenance import MACHINE_MARK, code_version, machine
 from fino.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from fino.train.config import CONFIG_NAME, RunConfig, same_config
 from fino.train.episode import OnlineEpisodes
 from fino.train.errors import RunDisowned, TrainingDiverged
 from fino.train.evaluate import EvalResult, evaluate, greedy_actor
-from fino.train.offline_start import OFFLINE_NAME, load_offline_start
+from fino.train.offline_start import OFFLINE_NAME, start_after_offline
 from fino.train.seeds import seed_for
 from fino.train.sinks import EvalCsvSink, EventLogSink, JsonlSink, Sink, SinkGroup
 
@@ -146,8 +146,8 @@ class Trainer:
         if resume:
             self._restore()
         else:
-            if config.from_offline:
-                self._start_after_offline()
+            if config.from_offline:  # the shared offline phase's end: weights and stream
+                self.step = start_after_offline(self.agent, 0, self.buffer, config)
             (self.run_dir / CONFIG_NAME).write_text(json.dumps(config.to_dict(), indent=2))
         self.sinks = run_sinks(self.run_dir, sinks)
         # Drop what was logged after the checkpoint (or, starting afresh in a folder an earlier
@@ -374,14 +374,6 @@ class Trainer:
             return
         self._saved_step = self.step
         self.sinks.event("checkpoint", f"step {self.step}")
-
-    def _start_after_offline(self) -> None:
-        """Take the agent and the sampling stream from the shared offline phase's end."""
-        path = Path(str(self.config.from_offline))
-        state = load_offline_start(path, self.config.to_dict())
-        self.agent.load_member_state(0, state["agent"], same_config=False)
-        take_sampling_stream(self.buffer, state["buffer"])
-        self.step = int(state["step"])
 
     def _at_shared_offline_end(self) -> bool:
         """A run that starts after a shared offline phase evaluates there with its own acting
