@@ -16,6 +16,7 @@ from fino.algo.packing import PackError
 from fino.data.buffer import ReplayBuffer, SharedOfflineReplay, dataset_rows
 from fino.train.checkpoint import load_checkpoint
 from fino.train.config import RunConfig
+from fino.train.env_pool import PooledEnv
 from fino.train.errors import RunDisowned
 from fino.train.pack_trainer import PackTrainer, resume_step
 from fino.train.trainer import Trainer, TrainingDiverged
@@ -235,6 +236,8 @@ def test_envs_stepped_in_worker_processes_change_no_number(tmp_path, task, datas
     PackTrainer(configs, serial, task=task).run()
     trainer = PackTrainer(configs, pooled, task=task, env_processes=2)
     assert trainer.env_pool is not None and trainer.env_pool.processes == 2
+    assert all(isinstance(env, PooledEnv) for m in trainer.members
+               for env in [m.online.env, *m.eval_envs])  # evaluation episodes step there too
     trainer.run()
     for s, p in zip(serial, pooled, strict=True):
         assert _comparable(p) == _comparable(s)

@@ -51,14 +51,20 @@ def test_a_tiny_study_runs_and_reports(tmp_path, monkeypatch):
                                 "--db", db])
     assert first.exit_code == 0, first.output
     said = " ".join(first.output.split())
-    assert "4 already" in said and "2 queued now" in said
+    # FINO without guidance trains FINO's offline phase: its runs wait for FINO's, then start
+    # from their end-of-offline checkpoints (the same seed's).
+    assert "4 already" in said and "0 queued now, 2 wait for the offline phase" in said
+    assert "2 runs queued from the offline phase they share" in said
     from fino.store.db import Store
     from fino.store.queries import list_runs
 
     with Store(db).read() as session:  # methods share an algo: runs are named by method
-        names = {run.name for run in list_runs(session)}
-    assert "cube-single-t2-quick-fino-noise-only-s1" in names
-    assert "cube-single-t2-quick-fql-s0" in names
+        runs = {run.name: run for run in list_runs(session)}
+    assert "cube-single-t2-quick-fql-s0" in runs
+    follower = runs["cube-single-t2-quick-fino-noise-only-s1"]
+    source = runs["cube-single-t2-quick-fino-s1"]
+    assert follower.config["from_offline"] == str(Path(source.run_dir) / "offline.pt")
+    assert runs["cube-single-t2-quick-fql-s1"].config["from_offline"] is None
     again = runner.invoke(app, ["study", "run", str(plan), "--workers", "0",
                                 "--dataset-dir", str(data), "--db", db])
     said = " ".join(again.output.split())
@@ -71,6 +77,8 @@ def test_a_tiny_study_runs_and_reports(tmp_path, monkeypatch):
     assert "| task | fino | fql | fino-noise-only |" in text
     assert "| cube-single-play-singletask-task2-v0 |" in text
     assert "runs by status: done 6" in text
+    assert ("- Shared offline phases (trained once, the same for the same seed): "
+            "fino-noise-only from fino's (2 runs)") in text
     assert "transitions (3 episodes)" in text
     # 40 steps learn nothing: every run ends at 0%, which is said instead of comparing zeros;
     # the evaluation return is reported instead, as a secondary measure, in a section of its own.

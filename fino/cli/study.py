@@ -12,7 +12,9 @@ from fino.cli.common import fail, open_store
 from fino.cli.options import DbOption
 
 if TYPE_CHECKING:
+    from fino.store.db import Store
     from fino.study.plan import Plan
+    from fino.train.config import RunConfig
 
 study_app = typer.Typer(help="The reproduction study: queue its runs, report the results.",
                         no_args_is_help=True)
@@ -33,11 +35,17 @@ def run(
     method: Annotated[list[str] | None, typer.Option(
         help="Only this method of the plan (repeatable; default: all).")] = None,
     dataset_dir: Annotated[str | None, typer.Option(help="OGBench dataset folder.")] = None,
+    share_offline: Annotated[bool, typer.Option(
+        help="Methods that train the same offline phase (e.g. FINO and its variants without "
+             "guidance or with balanced sampling) train it once: the others start their "
+             "online phase from the first one's run of the same seed.")] = True,
     db: DbOption = None,
 ) -> None:
     """Queue the plan's runs not queued yet and serve them.
 
-    Rerunning continues the study; missing datasets are generated first.
+    Rerunning continues the study; missing datasets are generated first. Methods that share
+    an offline phase with an earlier method of the plan are queued once that method's run of
+    their seed has finished it (--no-share-offline: all at once, each training its own).
 
     Example: fino study run benchmarks/study.toml --budget cpu --workers 2
     Part of it: fino study run benchmarks/study.toml --task cube-single --method fino
@@ -45,9 +53,8 @@ def run(
     from fino.cli.demo import ensure_dataset
     from fino.launch.local import LocalExecutor
     from fino.launch.worker import Worker
-    from fino.store.queue import add_runs, run_name
-    from fino.study.plan import PlanError, load_plan, select_part
-    from fino.study.report import study_runs, study_tags
+    from fino.study.plan import PlanError, load_plan, offline_leaders, select_part
+    from fino.study.report import study_runs
 
     try:
         plan = load_plan(plan_file)
@@ -56,22 +63,72 @@ def run(
         fail(str(exc))
     _check_tags(plan, budget, [m for _, m, _ in configs])
     store = open_store(db)
-    existing = study_runs(store, plan, budget)
-    todo = [(m, c) for _, m, c in configs if (c.task.name, m, c.seed) not in existing]
     for task in dict.fromkeys(c.task.name for _, _, c in configs):
         ensure_dataset(task, plan.episodes, dataset_dir)
-    ids = []
-    for method, config in todo:
-        ids += add_runs(store, [config], tags=study_tags(plan, budget, method),
-                        names=[run_name(config, method)])
+    leaders = offline_leaders(configs) if share_offline else {}
+    queued, waiting = queue_study(store, plan, budget, configs, leaders)
     console.print(f"study {plan.name} ({budget}): {len(configs)} runs selected, "
-                  f"{len(configs) - len(todo)} already in {store}, {len(ids)} queued now")
-    if workers:
-        wanted = {(c.task.name, m, c.seed) for _, m, c in configs}
+                  f"{len(configs) - len(queued) - waiting} already in {store}, "
+                  f"{len(queued)} queued now" + (f", {waiting} wait for the offline phase they "
+                                                 "share" if waiting else ""))
+    if not workers:
+        if waiting:
+            console.print("rerun `fino study run` once the runs they start from have finished "
+                          "their offline phase to queue the rest")
+        return
+    wanted = {(c.task.name, m, c.seed) for _, m, c in configs}
+    while True:
         mine = [r.id for k, r in study_runs(store, plan, budget).items() if k in wanted]
         Worker(store, LocalExecutor(), jobs=workers, until_empty=True, only=mine,
                log=console.log).run()
-        console.print(f"done; `fino study report {plan_file} --budget {budget}` writes the report")
+        if not waiting:
+            break
+        queued, waiting = queue_study(store, plan, budget, configs, leaders)
+        if not queued:  # a run they wait for is served elsewhere and not there yet
+            console.print(f"{waiting} runs still wait for the offline phase they share (their "
+                          "source runs are being served elsewhere); rerun `fino study run` "
+                          "later")
+            return
+        console.print(f"{len(queued)} runs queued from the offline phase they share")
+    console.print(f"done; `fino study report {plan_file} --budget {budget}` writes the report")
+
+
+def queue_study(store: Store, plan: Plan, budget: str, configs: list[tuple[str, str, RunConfig]],
+                leaders: dict[tuple[str, str], str]) -> tuple[list[int], int]:
+    """Queue the plan's runs not in the store yet: (ids queued, runs waiting). A run whose
+    method shares its offline phase with a leader method (`leaders`) starts from the leader's
+    run of its seed once that run has its end-of-offline checkpoint; it waits while that run
+    has yet to get there, and trains its own offline phase when the leader's run ended without
+    one (or is not part of this study)."""
+    from dataclasses import replace
+
+    from fino.store.models import FINISHED
+    from fino.store.queue import add_runs, run_name
+    from fino.study.report import study_runs, study_tags
+    from fino.train.offline_start import OFFLINE_NAME
+
+    existing = study_runs(store, plan, budget)
+    selected = {(t, m) for t, m, _ in configs}
+    ids: list[int] = []
+    waiting = 0
+    for task, method, config in configs:
+        if (task, method, config.seed) in existing:
+            continue
+        leader = leaders.get((task, method))
+        source = existing.get((task, leader, config.seed)) if leader else None
+        if leader and source is None and (task, leader) in selected:
+            waiting += 1  # its leader's run is queued in this same call
+            continue
+        if source is not None:
+            path = Path(source.run_dir or "") / OFFLINE_NAME
+            if source.run_dir and path.exists():
+                config = replace(config, from_offline=str(path))
+            elif source.status not in FINISHED:
+                waiting += 1
+                continue
+        ids += add_runs(store, [config], tags=study_tags(plan, budget, method),
+                        names=[run_name(config, method)])
+    return ids, waiting
 
 
 def _check_tags(plan: Plan, budget: str, methods: list[str]) -> None:

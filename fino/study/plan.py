@@ -50,6 +50,30 @@ class Plan:
         return out
 
 
+def offline_leaders(configs: list[tuple[str, str, RunConfig]]) -> dict[tuple[str, str], str]:
+    """(task, method) -> the method whose offline phase it can start from: the first method of
+    the plan (in its order) that trains the same offline phase on that task, for every method
+    that is not that first one itself. Judged on each pair's lowest seed (seeds do not change
+    which settings differ)."""
+    from fino.train.offline_start import offline_difference
+
+    first: dict[tuple[str, str], RunConfig] = {}
+    for task, method, config in configs:
+        if (task, method) not in first or config.seed < first[task, method].seed:
+            first[task, method] = config
+    leaders: dict[tuple[str, str], str] = {}
+    for (task, method), config in first.items():
+        for (other_task, other), source in first.items():
+            if other_task != task:
+                continue
+            if other == method:
+                break
+            if offline_difference(source.to_dict(), config.to_dict()) is None:
+                leaders[task, method] = other
+                break
+    return leaders
+
+
 def select_part(plan: Plan, configs: list[tuple[str, str, RunConfig]], tasks: list[str],
                 methods: list[str]) -> list[tuple[str, str, RunConfig]]:
     """The runs of `configs` on `tasks` with `methods` (empty: all); unknown names refused."""

@@ -324,6 +324,26 @@ def _where_and_how_long(runs: list[Run], machines: dict[int, str],
     return lines
 
 
+def shared_offline_methods(runs: dict[tuple[str, str, int], Run]) -> Counter[tuple[str, str]]:
+    """(method, method whose offline phase it started from) -> number of runs."""
+    method_of = {str(Path(run.run_dir)): key[1] for key, run in runs.items() if run.run_dir}
+    shared: Counter[tuple[str, str]] = Counter()
+    for (_, method, _), run in runs.items():
+        path = (run.config or {}).get("from_offline")
+        if path:
+            shared[method, method_of.get(str(Path(path).parent), "a run outside the study")] += 1
+    return shared
+
+
+def _shared_offline(runs: dict[tuple[str, str, int], Run]) -> list[str]:
+    """A report line: which methods started their online phase from another's offline phase."""
+    shared = shared_offline_methods(runs)
+    if not shared:
+        return []
+    return ["- Shared offline phases (trained once, the same for the same seed): " + "; ".join(
+        f"{method} from {source}'s ({_runs(n)})" for (method, source), n in shared.items())]
+
+
 def _dataset_rows(task: str, dataset_dir: str | None) -> str:
     from fino.backends.base import NPZ_READ_ERRORS, error_text
     from fino.backends.ogbench import dataset_files, parse_name
@@ -399,6 +419,7 @@ def write_report(store: Store, plan: Plan, budget: str, out_dir: Path,
         "",
         f"- Report written on: {machine()}",
         *_where_and_how_long(done_runs, run_machines(store, [r.id for r in done_runs]), minutes),
+        *_shared_offline(runs),
         f"- Budget `{budget}` on preset `{plan.preset}`: " + ", ".join(
             f"`{s}`" for s in plan.budgets[budget]),
         f"- Seeds: {', '.join(map(str, plan.seeds))}; runs by status: "

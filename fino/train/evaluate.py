@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from fino.backends.base import Task
+from fino.train.env_pool import StepResult, reset_envs, step_envs
 
 
 @dataclass
@@ -44,8 +45,16 @@ class EpisodeRun:
 
     def advance(self, actions: np.ndarray) -> None:
         """Step the envs still in their episode; the next chunk starts once all have ended."""
-        for j in np.flatnonzero(self.alive):
-            ob, reward, terminated, truncated, info = self.envs[j].step(actions[j])
+        alive = self.stepping()
+        self.record(alive, step_envs([self.envs[j] for j in alive], [actions[j] for j in alive]))
+
+    def stepping(self) -> list[int]:
+        """The envs to step now (those still in their episode)."""
+        return [int(j) for j in np.flatnonzero(self.alive)]
+
+    def record(self, stepped: list[int], results: list[StepResult]) -> None:
+        """Take the results of stepping envs `stepped` (as `stepping()` named them)."""
+        for j, (ob, reward, terminated, truncated, info) in zip(stepped, results, strict=True):
             self.obs[j] = ob
             self.ret[j] += float(reward)
             self.length[j] += 1
@@ -66,8 +75,9 @@ class EpisodeRun:
 
     def _reset_chunk(self) -> None:
         n = min(len(self.envs), self.episodes - self.start)
-        for i in range(n):
-            self.obs[i] = self.envs[i].reset(seed=self.seed + self.start + i)[0]
+        seeds = [self.seed + self.start + i for i in range(n)]
+        for i, (ob, _) in enumerate(reset_envs(self.envs[:n], seeds)):
+            self.obs[i] = ob
         self.alive = np.zeros(len(self.envs), dtype=bool)
         self.alive[:n] = True
         self.ret = np.zeros(len(self.envs))
@@ -101,14 +111,18 @@ def evaluate_many(
 ) -> list[EvalResult] | None:
     """Several evaluations in lockstep, acting once per step for all: `act(obs, running)` gets
     every run's batch stacked (R, n, obs_dim) and the indices of those still running (the
-    others' rows are ignored, and must draw nothing from their runs' streams)."""
+    others' rows are ignored, and must draw nothing from their runs' streams). Every run's envs
+    step at once when they live in one pool."""
     while not all(run.done for run in runs):
         if stopping():
             return None
         running = [i for i, run in enumerate(runs) if not run.done]
         actions = act(np.stack([run.obs for run in runs]), running)
+        stepping = {i: runs[i].stepping() for i in running}
+        envs = [runs[i].envs[j] for i in running for j in stepping[i]]
+        results = iter(step_envs(envs, [actions[i][j] for i in running for j in stepping[i]]))
         for i in running:
-            runs[i].advance(actions[i])
+            runs[i].record(stepping[i], [next(results) for _ in stepping[i]])
     return [run.result() for run in runs]
 
 

@@ -4,10 +4,12 @@ lockstep by one `AgentPack`, each writing into its own run folder exactly what a
 summary.json).
 
 Offline, one packed update per step. Online, one batched `act` for the members' current
-observations, then each member's env stepped in turn in this process, each with its own
-episodes and online rows. Entropy, β, evaluations and checkpoints happen at a single run's
-steps with each member's own seeds. A member's checkpoint is the one its single run writes, so
-a member resumes alone or in another pack, and a pack resumes from its members' checkpoints.
+observations, then every member's env stepped (at once, in worker processes, with
+`env_processes` > 1), each with its own episodes and online rows. Evaluations of all members
+step in lockstep too, one batched greedy act per step. Entropy, β, evaluations and checkpoints
+happen at a single run's steps with each member's own seeds. A member's checkpoint is the one
+its single run writes, so a member resumes alone or in another pack, and a pack resumes from its
+members' checkpoints.
 
 Members leave alone: one whose loss goes non-finite (diverged), one whose attempt lost its run
 (its fence: reclaimed, removed), one asked to stop (its fence's `cancel_requested`: it
@@ -109,8 +111,9 @@ class PackTrainer:
         env_processes: int = 1,
         on_leave: Callable[[int, TrainingDiverged | RunDisowned | None], None] | None = None,
     ) -> None:
-        """`env_processes` > 1: the members' online envs step in parallel in that many worker
-        processes (when the task's env factory can be sent there), with the same results.
+        """`env_processes` > 1: the members' online and evaluation envs step in parallel in that
+        many worker processes (when the task's env factories can be sent there), with the same
+        results.
         `on_leave(i, why)`: told when member i leaves while the others may go on (why: the
         error that ended it, or None when it stopped on request with a checkpoint)."""
         if len(configs) != len(run_dirs):
@@ -170,10 +173,13 @@ class PackTrainer:
                               f"{m.config.from_offline} (step {self.step})")
         self._stop = False
         self._on_leave = on_leave
-        self.env_pool = env_pool_for(self.task.make_env, len(self.members), env_processes)
+        n, per = len(self.members), min(tc.eval_envs, tc.eval_episodes)
+        self.env_pool = env_pool_for(
+            [self.task.make_env] * n + [self.task.make_eval_env] * (n * per), env_processes)
         if self.env_pool is not None:
             for i, m in enumerate(self.members):
                 m.online.env = self.env_pool.env(i)
+                m.eval_envs = [self.env_pool.env(n + i * per + k) for k in range(per)]
         self._last_entropy: tuple[int, torch.Tensor] | None = None
         self._compiled = not tc.compile
 
