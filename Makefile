@@ -8,12 +8,14 @@ TORCH_INDEX ?=
 
 .PHONY: install demo test test-slow lint bench
 
-$(STAMP): pyproject.toml
+# Every install goes through constraints.txt (torch==2.13.0); pyproject.toml only says torch>=2.9.
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch first and pinned, so nothing later can pull a different (CUDA) build.
-	$(PY) -m pip install --quiet torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -c constraints.txt torch $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	# Every extra: the tests use them all (parquet, ray, d4rl, the metric sinks).
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[all,dev]'
 	touch $(STAMP)
 
 install: $(STAMP)

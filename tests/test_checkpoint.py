@@ -84,3 +84,38 @@ def test_a_writer_failure_with_free_space_is_not_called_a_full_disk(tmp_path, mo
         save_checkpoint(tmp_path / "checkpoint.pt", {"step": 1})
     assert not isinstance(info.value, CheckpointError)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_last_checkpoints_are_kept_and_an_abandoned_attempt_s_later_ones_go(tmp_path,
+                                                                              monkeypatch):
+    path = tmp_path / checkpoint.CHECKPOINT_NAME
+    for step in (10, 20, 30):
+        save_checkpoint(path, {"step": step})
+        checkpoint.keep_checkpoint(path, step, keep=2)
+    kept = checkpoint.kept_checkpoints(tmp_path)
+    assert [s for s, _ in kept] == [20, 30]
+    assert [load_checkpoint(p)["step"] for _, p in kept] == [20, 30]  # the link keeps step 20
+    assert os.path.samefile(kept[-1][1], path)
+    # A new attempt that starts afresh: its step 10 replaces the kept later steps.
+    monkeypatch.setattr(checkpoint.os, "link", _no_links)  # a file system without hard links
+    save_checkpoint(path, {"step": 10})
+    checkpoint.keep_checkpoint(path, 10, keep=2)
+    kept = checkpoint.kept_checkpoints(tmp_path)
+    assert [s for s, _ in kept] == [10] and load_checkpoint(kept[0][1])["step"] == 10
+
+
+def _no_links(src, dst):
+    raise OSError(errno.EPERM, "hard links not supported")
+
+
+def test_runs_show_lists_the_kept_checkpoints(tmp_path):
+    from fino.cli.runs import checkpoints_text
+
+    assert checkpoints_text(None) == "-" and checkpoints_text(str(tmp_path)) == "-"
+    path = tmp_path / checkpoint.CHECKPOINT_NAME
+    save_checkpoint(path, {"step": 5})
+    assert checkpoints_text(str(tmp_path)) == "checkpoint.pt"  # an older run folder
+    checkpoint.keep_checkpoint(path, 5, keep=2)
+    save_checkpoint(tmp_path / "offline.pt", {"step": 5})
+    assert checkpoints_text(str(tmp_path)) == (
+        "step 5 (checkpoints/step-000000005.pt), end of offline (offline.pt)")

@@ -30,7 +30,8 @@ TIMING = ("time", "eval/seconds")
 
 def _after(run_dir: Path, step: int) -> list[dict]:
     """The records of the online phase, and the evaluation at its start."""
-    return [{k: v for k, v in r.items() if k not in TIMING and not k.startswith("time/")}
+    return [{k: v for k, v in r.items()
+             if k not in TIMING and not k.startswith(("time/", "system/"))}
             for r in records(run_dir)
             if r["step"] > step or (r["step"] == step and "eval/score" in r)]
 

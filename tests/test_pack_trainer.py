@@ -29,8 +29,9 @@ SCHEDULE = dict(offline_steps=40, online_steps=40, eval_interval=40, entropy_int
 
 def _comparable(run_dir: Path) -> list[dict]:
     """metrics.jsonl records without the timing keys (wall-clock, not training)."""
-    return [{k: v for k, v in r.items() if not k.startswith("time/") and k != "eval/seconds"
-             and k not in ("time", "wall_time")} for r in records(run_dir)]
+    return [{k: v for k, v in r.items() if not k.startswith(("time/", "system/"))
+             and k != "eval/seconds" and k not in ("time", "wall_time")}
+            for r in records(run_dir)]
 
 
 def _assert_same_run(pack_dir: Path, single_dir: Path) -> None:

@@ -37,7 +37,7 @@ def _worker(store: Store, **kwargs) -> Worker:
 def _records(run_dir: Path) -> list[dict]:
     lines = (run_dir / "metrics.jsonl").read_text().splitlines()
     return [{k: v for k, v in json.loads(line).items()
-             if k != "time" and not k.startswith("time/") and k != "eval/seconds"}
+             if k != "time" and not k.startswith(("time/", "system/")) and k != "eval/seconds"}
             for line in lines]
 
 

@@ -159,7 +159,16 @@ def test_bad_plans_are_clear_errors(tmp_path):
                    "[methods.fino]\n")
     with pytest.raises(PlanError, match="alpah"):
         load_plan(bad)
-    assert len(load_plan(Path("benchmarks/study.toml")).configs("cpu")) == 100
+    assert len(load_plan(Path("benchmarks/studies/repro.toml")).configs("cpu")) == 100
+
+
+def test_a_bare_name_loads_the_plan_that_ships_with_the_package(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no benchmarks/ here: only the packaged plan can answer
+    assert load_plan(Path("repro")).name == "repro"
+    with pytest.raises(PlanError, match=r"ships with fino \(repro\)"):
+        load_plan(Path("repo"))
+    with pytest.raises(PlanError, match="does not exist"):
+        load_plan(Path("repo.toml"))
 
 
 def test_the_online_gain_is_each_seeds_online_minus_offline():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import signal
 import time
@@ -22,7 +23,7 @@ from fino.algo.config import AgentConfig
 from fino.backends.base import DatasetMissingError, TaskConfig, TaskError
 from fino.backends.registry import load_task
 from fino.cli.main import app
-from fino.train.checkpoint import CheckpointError, load_checkpoint
+from fino.train.checkpoint import CheckpointError, kept_checkpoints, load_checkpoint
 from fino.train.config import RunConfig, TrainConfig
 from fino.train.trainer import Trainer, TrainingDiverged
 from tests.conftest import TASK, task_config
@@ -82,6 +83,7 @@ def test_offline_then_online_run_evaluates_logs_updates_beta_and_checkpoints(
     rows = records(tmp_path)
     logged = {r["step"] for r in rows if "critic/loss" in r}
     assert logged == set(range(10, 121, 10))
+    assert {r["step"] for r in rows if "system/rss_gib" in r} == logged  # machine, at log steps
     betas = [r["policy/beta"] for r in rows if "policy/beta" in r and r["step"] in (90, 120)]
     assert betas and all(b != config.agent.beta_init for b in betas)  # β moved online
     assert any("online/episode_return" in r for r in rows)  # 40-step episodes ended online
@@ -92,6 +94,12 @@ def test_offline_then_online_run_evaluates_logs_updates_beta_and_checkpoints(
     assert abs(float(times[-1]) - time.time()) < 600
     state = load_checkpoint(tmp_path / "checkpoint.pt")
     assert state["step"] == 120 and state["buffer"]["num_online_added"] == 60
+    # The last train.keep_checkpoints (2) are kept, the newest being checkpoint.pt itself.
+    kept = kept_checkpoints(tmp_path)
+    assert [step for step, _ in kept] == [80, 120]
+    assert os.path.samefile(kept[-1][1], tmp_path / "checkpoint.pt")
+    assert load_checkpoint(kept[0][1])["step"] == 80
+    assert load_checkpoint(tmp_path / "offline.pt")["step"] == 60
     written = json.loads((tmp_path / "summary.json").read_text())
     assert written["status"] == "done" and written["code"].startswith(fino.__version__)
     assert f"fino {written['code']}" in (tmp_path / "events.log").read_text()
@@ -115,9 +123,9 @@ def test_resume_after_an_interruption_continues_exactly(tmp_path, task, dataset_
     for p, q in zip(straight.agent.onestep.parameters(), resumed.agent.onestep.parameters(),
                     strict=True):
         assert torch.equal(p, q)
-    strip = [{k: v for k, v in r.items() if not k.startswith(("time", "eval/seconds"))}
+    strip = [{k: v for k, v in r.items() if not k.startswith(("time", "eval/seconds", "system/"))}
              for r in records(tmp_path / "a")]
-    again = [{k: v for k, v in r.items() if not k.startswith(("time", "eval/seconds"))}
+    again = [{k: v for k, v in r.items() if not k.startswith(("time", "eval/seconds", "system/"))}
              for r in records(tmp_path / "b")]
     assert again == strip  # nothing lost, nothing duplicated
 
@@ -185,7 +193,7 @@ def test_resume_in_the_online_phase_keeps_counters_and_online_data(tmp_path, tas
 
 
 def _comparable(run_dir: Path) -> list[dict]:
-    return [{k: v for k, v in r.items() if not k.startswith(("time", "eval/seconds"))}
+    return [{k: v for k, v in r.items() if not k.startswith(("time", "eval/seconds", "system/"))}
             for r in records(run_dir)]
 
 

@@ -259,6 +259,8 @@ def test_workers_run_the_studys_trials_here_and_nothing_else(tmp_path, dataset, 
     command = [*_tune_command(tmp_path, dataset, trials=2)[3:], "--workers", "1"]
     result = CliRunner().invoke(app, command)
     assert result.exit_code == 0, result.output
+    assert result.output.count(f"optuna-dashboard {tmp_path / 'optuna.journal'} (pip "
+                               "install optuna-dashboard)") == 1
     assert set(study_run_status(store, "resume").values()) == {"done"}
     assert queue.get_run(store, other).status == "queued"
     study = optuna.load_study(study_name="resume",

@@ -43,6 +43,8 @@ def test_help_marks_task_required_shows_the_example_and_the_space_tables():
     assert "e.g. cube-single. [required]" in text
     assert "[params.NAME] tables" in text
     assert EXAMPLE in text
+    assert "pip install optuna-dashboard" in text
+    assert "`optuna-dashboard optuna.journal`" in text  # the default --optuna-storage
 
 
 def test_tune_without_a_task_says_how_to_start_one():

@@ -14,6 +14,7 @@ from fino.store.models import Run
 EXECUTION_FIELDS = frozenset({
     "seed", "train.threads", "train.device", "train.compile", "train.matmul", "train.eval_envs",
     "train.log_interval", "train.save_interval", "task.dataset_dir", "from_offline",
+    "train.keep_checkpoints", "train.sinks",
 })
 RUN_FIELDS = ("task", "algo", "preset", "backend", "study")  # columns of `runs`
 MAX_LABEL_FIELDS = 3

@@ -1,9 +1,11 @@
-"""Statistics over seeds as the paper reports them: mean ± 95% confidence interval (Student t),
-and a run's offline score (end of the offline phase) and final score (end of training)."""
+"""Statistics over seeds as the paper reports them: mean ± 95% confidence interval (Student t,
+Welch for differences; scipy.stats computes both), and a run's offline score (end of the offline
+phase) and final score (end of training). Robust aggregates across tasks: `robust.py`."""
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -24,10 +26,12 @@ def mean_ci(values: Iterable[float], confidence: float = 0.95) -> tuple[float, f
     mean = float(x.mean())
     if n == 1:
         return mean, math.nan, 1
-    from scipy.stats import t  # a heavy import, needed only here
+    from scipy import stats  # a heavy import, needed only here
 
-    half = float(t.ppf((1 + confidence) / 2, n - 1) * x.std(ddof=1) / math.sqrt(n))
-    return mean, half, n
+    sem = float(stats.sem(x))
+    if sem == 0:  # scipy's t takes no zero scale: seeds that agree have a zero-width interval
+        return mean, 0.0, n
+    return mean, float(stats.t.interval(confidence, n - 1, scale=sem)[1]), n
 
 
 def welch_difference(a: Iterable[float], b: Iterable[float], confidence: float = 0.95
@@ -41,11 +45,17 @@ def welch_difference(a: Iterable[float], b: Iterable[float], confidence: float =
     if len(x) < 2 or len(y) < 2:
         return math.nan, math.nan, math.nan
     diff = float(x.mean() - y.mean())
-    var_x, var_y = x.var(ddof=1), y.var(ddof=1)
-    if var_x + var_y == 0:
+    if x.var() + y.var() == 0:
         return diff, 0.0, float(len(x) + len(y) - 2)
-    half, dof = _welch_half_width(var_x, len(x), var_y, len(y), confidence)
-    return diff, float(half), float(dof)
+    from scipy.stats import ttest_ind  # a heavy import, needed only here
+
+    with warnings.catch_warnings():
+        # scipy warns of precision loss on a side whose seeds all score the same non-zero
+        # number; that side's variance is exactly 0, nothing was lost.
+        warnings.filterwarnings("ignore", "Precision loss", RuntimeWarning)
+        welch = ttest_ind(x, y, equal_var=False)
+    ci = welch.confidence_interval(confidence)
+    return diff, float(ci.high - ci.low) / 2, float(welch.df)
 
 
 def seeds_to_resolve(a: Iterable[float], b: Iterable[float], confidence: float = 0.95,
@@ -61,25 +71,16 @@ def seeds_to_resolve(a: Iterable[float], b: Iterable[float], confidence: float =
     diff = abs(float(x.mean() - y.mean()))
     if diff == 0:
         return None
-    var_x, var_y = x.var(ddof=1), y.var(ddof=1)
-    if var_x + var_y == 0:
+    sd_x, sd_y = x.std(ddof=1), y.std(ddof=1)
+    if sd_x + sd_y == 0:
         return 2
-    n = np.arange(2, max_n + 1, dtype=np.float64)
-    half, _ = _welch_half_width(var_x, n, var_y, n, confidence)
-    resolved = np.flatnonzero(half < diff)
+    from scipy.stats import ttest_ind_from_stats  # a heavy import, needed only here
+
+    # The interval excludes 0 exactly when the two-sided Welch test rejects at 1 − confidence.
+    n = np.arange(2, max_n + 1)
+    welch = ttest_ind_from_stats(diff, sd_x, n, 0.0, sd_y, n, equal_var=False)
+    resolved = np.flatnonzero(welch.pvalue < 1 - confidence)
     return int(n[resolved[0]]) if len(resolved) else None
-
-
-def _welch_half_width(var_x: float, n_x: float | np.ndarray, var_y: float,
-                      n_y: float | np.ndarray, confidence: float
-                      ) -> tuple[np.ndarray, np.ndarray]:
-    """Half-width of the Welch interval and its Welch–Satterthwaite degrees of freedom, from
-    the sample variances (ddof 1) and sizes; element-wise over array sizes."""
-    from scipy.stats import t  # a heavy import, needed only here
-
-    se_x, se_y = var_x / n_x, var_y / n_y
-    dof = (se_x + se_y) ** 2 / (se_x**2 / (n_x - 1) + se_y**2 / (n_y - 1))
-    return t.ppf((1 + confidence) / 2, dof) * np.sqrt(se_x + se_y), dof
 
 
 @dataclass(frozen=True)

@@ -44,8 +44,10 @@ from fino.backends.spaces import check_action_space, flat_dim, layout, to_unit_a
 
 OPTIONS = ("reward_shift", "reward_scale", "ref_min_score", "ref_max_score",
            "max_episode_steps")
-# Packages that register their envs on import; tried when an id is not yet registered.
+# Packages that register their envs on import; tried when an id is not yet registered. The
+# extra that installs each one, where it is optional.
 ENV_PACKAGES = ("gymnasium_robotics", "ogbench")
+ENV_EXTRAS = {"gymnasium_robotics": "d4rl"}
 REQUIRED_KEYS = ("observations", "actions", "terminals", "rewards", "masks")
 
 
@@ -61,17 +63,20 @@ def find_env_spec(env_id: str) -> gymnasium.envs.registration.EnvSpec:
         return gymnasium.spec(name)
     except gymnasium.error.Error:
         pass
+    missing = []
     for package in ENV_PACKAGES:
         try:
             importlib.import_module(package)
         except ImportError:
-            continue
+            missing.append(package)
     try:
         return gymnasium.spec(name)
     except gymnasium.error.Error as e:
+        installs = "".join(f"; {p} is not installed (pip install 'fino[{ENV_EXTRAS[p]}]')"
+                           for p in missing if p in ENV_EXTRAS)
         raise TaskError(f"unknown gymnasium env id {env_id!r}: {e} (also looked after importing "
                         f"{', '.join(ENV_PACKAGES)}; for another package's env write "
-                        "'module:EnvId')") from e
+                        f"'module:EnvId'{installs})") from e
 
 
 # A user's own file: we cannot say how it was made, only that it must be made again.

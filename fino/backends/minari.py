@@ -27,6 +27,7 @@ from fino.backends.base import (
     TaskSpec,
     validate_dataset,
 )
+from fino.backends.d4rl_names import MINARI_IDS, minari_id, no_minari_copy
 from fino.backends.spaces import (
     check_action_space,
     flatten_batch,
@@ -77,7 +78,9 @@ def datasets_root() -> Path:
 
 
 def is_minari_id(name: str) -> bool:
-    return bool(_ID.fullmatch(name)) or _paper_id(name) is not None
+    """A Minari id, the paper's short form of one, or a D4RL name with a Minari copy."""
+    return (bool(_ID.fullmatch(name)) or _paper_id(name) is not None
+            or minari_id(name) is not None)
 
 
 def _paper_id(name: str) -> str | None:
@@ -89,12 +92,18 @@ def _paper_id(name: str) -> str | None:
 
 
 def canonical_id(name: str) -> str:
-    """The full Minari id; TaskError for a name that is not one."""
+    """The full Minari id (of a D4RL name too); TaskError for a name that is not one."""
+    d4rl = minari_id(name)
+    if d4rl is not None:
+        return d4rl
     paper = _paper_id(name)
     if paper is not None:
         return paper
     if _ID.fullmatch(name):
         return name
+    locomotion = no_minari_copy(name)
+    if locomotion:
+        raise TaskError(locomotion)
     raise TaskError(f"{name!r} is not a Minari dataset id: expected namespace/name-vN, e.g. "
                     f"{PAPER_DATASETS[0]} (the paper's: {', '.join(PAPER_DATASETS)})")
 
@@ -209,18 +218,31 @@ def episode_length(env: gymnasium.Env, source: str) -> int:
     return int(steps)
 
 
+def recover_env(dataset: Any, eval_env: bool, env_kwargs: Mapping[str, Any]) -> gymnasium.Env:
+    """The dataset's env; TaskError naming the extra when its env package (the D4RL tasks':
+    gymnasium-robotics) is not installed."""
+    try:
+        return dataset.recover_environment(eval_env=eval_env, **env_kwargs)
+    except ModuleNotFoundError as e:
+        if (e.name or "").partition(".")[0] != "gymnasium_robotics":
+            raise
+        raise TaskError(f"{dataset.id}: its env comes from gymnasium-robotics, which is not "
+                        "installed: pip install 'fino[d4rl]'") from e
+
+
 def _recover_env(data_path: str, eval_env: bool, env_kwargs: Mapping[str, Any]
                  ) -> gymnasium.Env:
     from minari import MinariDataset
 
-    return wrap_env(MinariDataset(data_path).recover_environment(eval_env=eval_env,
-                                                                   **env_kwargs))
+    return wrap_env(recover_env(MinariDataset(data_path), eval_env, env_kwargs))
 
 
 class MinariBackend:
-    """Minari ids such as D4RL/pen/cloned-v2, read from $MINARI_DATASETS_PATH."""
+    """Minari ids such as D4RL/pen/cloned-v2 (or D4RL's pen-cloned-v1), read from
+    $MINARI_DATASETS_PATH."""
 
     name = "minari"
+    aliases = tuple(MINARI_IDS)  # D4RL's names, offered by completion and "did you mean"
 
     def owns(self, task_name: str) -> bool:
         return is_minari_id(task_name)
@@ -256,7 +278,7 @@ class MinariBackend:
         make_eval_env = partial(_recover_env, data_path, True, env_kwargs)
         make_env = make_eval_env if online_is_eval else partial(_recover_env, data_path, False,
                                                                 env_kwargs)
-        env = dataset.recover_environment(eval_env=True, **env_kwargs)
+        env = recover_env(dataset, True, env_kwargs)
         try:
             check_env_matches(env, dataset.observation_space, train["actions"].shape[1], source)
             length = episode_length(env, source)

@@ -7,6 +7,7 @@ from functools import cache
 from importlib.metadata import entry_points
 
 from fino.backends.base import Backend, Task, TaskConfig, TaskError
+from fino.backends.d4rl_names import no_minari_copy
 
 GROUP = "fino.backends"
 
@@ -32,6 +33,10 @@ def resolve_backend(config: TaskConfig) -> Backend:
     """The backend named by the config, or (for `auto`) the one that owns the task name."""
     if config.backend != "auto":
         return get_backend(config.backend)
+    # Before the backends are asked: OGBench would read antmaze-large-play-v0 as its own.
+    d4rl = no_minari_copy(config.name)
+    if d4rl:
+        raise TaskError(d4rl)
     owners, broken, known = [], [], []
     for name in backend_names():
         try:

@@ -33,6 +33,16 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
+def say_task_resolution(task: str | None) -> None:
+    """One line saying which Minari dataset a D4RL name (as the papers' commands write it)
+    stands for; nothing for other names."""
+    from fino.backends.d4rl_names import resolution_note
+
+    note = resolution_note(task) if task else None
+    if note:
+        err_console.print(f"note: {escape(printable(note))}", highlight=False, soft_wrap=True)
+
+
 def open_store(db: str | None, *, create: bool = True):
     """The store, or a one-line error naming the (masked) URL. `create=False`: a SQLite file
     that does not exist is that error (commands that read or change existing runs)."""

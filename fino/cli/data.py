@@ -22,6 +22,7 @@ from fino.backends.datagen import (
     local_datasets,
     recipe_for,
 )
+from fino.cli.common import say_task_resolution
 
 data_app = typer.Typer(help="Datasets: generate OGBench sets locally, download, list.",
                        no_args_is_help=True, add_completion=False)
@@ -110,12 +111,14 @@ def generate(
 @data_app.command()
 def download(
     name: Annotated[str, typer.Argument(
-        help="OGBench dataset/task name (cube-double-play-v0) or Minari id (D4RL/pen/cloned-v2).")],
+        help="OGBench dataset/task name (cube-double-play-v0), Minari id (D4RL/pen/cloned-v2) "
+             "or D4RL name (pen-cloned-v1).")],
     out: Annotated[Path | None, typer.Option(
         help=f"Directory (default: OGBench {DEFAULT_DATASET_DIR}; Minari $MINARI_DATASETS_PATH "
              f"or ~/.minari/datasets).")] = None,
 ) -> None:
     """Download a published dataset with its library's own downloader (needs network)."""
+    say_task_resolution(name)
     try:
         paths = download_dataset(name, out)
     except DatagenError as e:

@@ -107,7 +107,7 @@ def _write_parquet(rows: Iterator[Row], out: Path) -> int:
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:
-        fail("parquet export needs pyarrow: pip install pyarrow")
+        fail("parquet export needs pyarrow, which is not installed: pip install 'fino[parquet]'")
     schema = pa.schema([("run_id", pa.int64()), ("name", pa.string()), ("task", pa.string()),
                         ("algo", pa.string()), ("seed", pa.int64()), ("step", pa.int64()),
                         ("key", pa.string()), ("value", pa.float64()),

@@ -1,5 +1,5 @@
 """`fino plot`: learning curves from the store as a PNG; seeds of one experiment as their mean
-with a shaded confidence band."""
+with a shaded confidence band. `--profile`: performance profiles of the runs' final scores."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from fino.cli.readout import check_key, read_store, train_setting, user_errors
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
     from fino.analysis.groups import Group
     from fino.store.queries import Series
@@ -29,13 +30,18 @@ def plot(
     key: Annotated[list[str] | None, typer.Option(
         "--key", "-k", show_default=False,
         help="Metric key, one panel each (repeatable). Default: eval/score.")] = None,
-    out: Annotated[Path, typer.Option(
-        help="PNG file to write (default: curves.png in the current folder).",
-        show_default=False)] = Path("curves.png"),
+    out: Annotated[Path | None, typer.Option(
+        help="PNG file to write (default: curves.png, or profile.png with --profile, in the "
+             "current folder).", show_default=False)] = None,
     group: Annotated[bool, typer.Option(
         "--group/--no-group",
         help="Mean and CI band over the seeds of each experiment, or one line per run.")
     ] = True,
+    profile: Annotated[bool, typer.Option(
+        "--profile", help="Performance profiles instead of curves: per method (runs of all "
+        "tasks pooled), the fraction of runs whose last evaluation of the key scores above τ, "
+        "against τ, with a stratified-bootstrap band (rliable's score distributions).")
+    ] = False,
     confidence: Annotated[float, typer.Option(help="Confidence level of the band.")] = 0.95,
     title: Annotated[str | None, typer.Option(help="Figure title (default: the task).")
                      ] = None,
@@ -44,6 +50,7 @@ def plot(
     """Learning curves of runs as a PNG; prints the file's full path.
 
     Example: fino plot 1-10 --key eval/score --key policy/entropy --out curves.png
+    Example: fino plot 1-30 --profile --out profile.png
     """
     from fino.analysis.groups import group_runs
     from fino.store.queries import get_runs, metric_keys, resolve_run_ids, series, series_many
@@ -51,6 +58,9 @@ def plot(
     keys = list(dict.fromkeys(key or ["eval/score"]))
     if not 0 < confidence < 1:
         fail(f"--confidence {confidence}: must be between 0 and 1, e.g. 0.95")
+    if profile and len(keys) > 1:
+        fail("--profile draws one key: give one --key")
+    out = out or Path("profile.png" if profile else "curves.png")
     if out.suffix.lower() != ".png":
         fail(f"--out {out}: the file name must end in .png")
     store = read_store(db)
@@ -60,7 +70,7 @@ def plot(
         known = metric_keys(session, run_ids)
         for k in keys:
             check_key(k, known, f"runs {' '.join(ids)}")
-        if group:
+        if group or profile:
             data = {k: series_many(session, run_ids, k) for k in keys}
         else:
             data = {k: {i: series(session, i, k, max_points=MAX_POINTS) for i in run_ids}
@@ -76,6 +86,9 @@ def plot(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if profile:
+        _save(_profile_figure(groups, data[keys[0]], keys[0], confidence, title), out, [])
+        return
     fig, axes = plt.subplots(len(keys), 1, figsize=(9, 3.6 * len(keys) + 0.6), sharex=True,
                              squeeze=False)
     notes: list[str] = []
@@ -100,6 +113,13 @@ def plot(
             ax.legend(fontsize="small")
     axes[-1, 0].set_xlabel("step (offline updates, then online env steps)")
     fig.suptitle(title or ", ".join(tasks))
+    _save(fig, out, notes)
+
+
+def _save(fig: Figure, out: Path, notes: list[str]) -> None:
+    """Writes the PNG, says the notes on stderr and prints the file's full path."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     with user_errors():
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -108,6 +128,52 @@ def plot(
     for note in notes:
         Console(stderr=True).print(plain(note), style="yellow", highlight=False)
     typer.echo(str(out.resolve()))
+
+
+def _profile_figure(groups: list[Group], data: dict[int, Series], key: str, confidence: float,
+                    title: str | None) -> Figure:
+    """One performance profile per method: the groups (by task and algorithm, split by config)
+    that share a label once the task is left out, pooled across tasks."""
+    import matplotlib.pyplot as plt
+
+    from fino.analysis.robust import MIN_RUNS, performance_profile
+    from fino.analysis.stats import offline_and_final
+
+    tasks = sorted({r.task for g in groups for r in g.runs})
+    finals: dict[str, dict[str, list[float]]] = {}
+    for g in groups:
+        for run in g.runs:
+            steps, values = data.get(run.id, ((), ()))
+            final = offline_and_final(zip(steps, values, strict=True), None).final
+            if final is not None:
+                finals.setdefault(g.label(exclude=["task"]), {}).setdefault(run.task, []).append(
+                    final)
+    if not finals:
+        fail(f"no selected run has a finite {key} to profile")
+    pooled = [v for by_task in finals.values() for scores in by_task.values() for v in scores]
+    low, high = min(pooled), max(pooled)
+    if key == "eval/score":  # success rates: the whole 0-100% range
+        low, high = min(low, 0.0), max(high, 100.0)
+    thresholds = np.linspace(low, high if high > low else low + 1, 101)
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    for label, by_task in finals.items():
+        scores = [by_task.get(task, []) for task in tasks]
+        fraction, band_low, band_high = performance_profile(scores, thresholds, confidence)
+        runs_n, tasks_n = sum(map(len, scores)), sum(1 for s in scores if s)
+        (line,) = ax.plot(thresholds, fraction, linewidth=1.8,
+                          label=f"{label} (n={runs_n} runs, {tasks_n} task"
+                                f"{'' if tasks_n == 1 else 's'})")
+        if any(len(s) >= MIN_RUNS for s in scores):
+            ax.fill_between(thresholds, band_low, band_high, color=line.get_color(), alpha=0.2,
+                            linewidth=0)
+    ax.set_xlabel(f"τ ({key}, last evaluation of each run)")
+    ax.set_ylabel("fraction of runs scoring > τ")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    ax.set_title(title or f"{', '.join(tasks)}: performance profile, "
+                          f"{confidence:.0%} stratified-bootstrap band")
+    return fig
 
 
 def _plot_group(ax: Axes, group: Group, data: dict[int, Series], label: str,

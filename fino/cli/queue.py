@@ -17,6 +17,7 @@ from fino.cli.common import (
     parse_ids,
     parse_tags,
     plain,
+    say_task_resolution,
     shown,
     styled_status,
 )
@@ -92,6 +93,10 @@ def add(
              "the same seed), instead of training the same offline phase again: the new runs "
              "may differ from them only in online settings (candidate count, β, exploration, "
              "balanced sampling, evaluation).", show_default=False)] = None,
+    sink: Annotated[list[str] | None, typer.Option(
+        "--sink", metavar="NAME",
+        help="Also log the runs to this logger (repeatable; saved as train.sinks): "
+             "tensorboard, wandb, mlflow or an installed plugin.", show_default=False)] = None,
     db: DbOption = None,
 ) -> None:
     """Queue one run per seed, validated before anything is written.
@@ -102,6 +107,7 @@ def add(
     Example: fino queue add --task cube-double --preset quick --algo fql --seeds 0-4 --tag sweep
     """
     from fino.backends.base import TaskConfig, TaskError
+    from fino.sinks import check_sinks
     from fino.store.queue import add_runs
     from fino.train.presets import build_run_config
 
@@ -113,10 +119,13 @@ def add(
         configs = [build_run_config(
             TaskConfig(name=task, backend=backend, task_id=task_id, dataset_dir=dataset_dir,
                        dataset=dataset),
-            preset=preset, algo=algo, seed=seed, overrides=set_ or [])
+            preset=preset, algo=algo, seed=seed, overrides=set_ or [],
+            train_overrides={"sinks": tuple(sink) if sink else None})
             for seed in parse_seeds(seeds)]
+        check_sinks(configs[0].train.sinks)
     except (TaskError, ValueError) as exc:
         fail(str(exc))
+    say_task_resolution(task)
     missing = check_dataset(configs[0], allow_missing_data)
     store = open_store(db)
     if from_offline:

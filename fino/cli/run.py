@@ -19,8 +19,9 @@ from rich.table import Table
 
 from fino.algo.config import ConfigError
 from fino.backends.base import TaskConfig, TaskError
-from fino.cli.common import fail
+from fino.cli.common import fail, say_task_resolution
 from fino.cli.complete import complete_preset, complete_task
+from fino.sinks import LoggerGroup, check_sinks, make_sinks
 from fino.store.db import StoreError
 from fino.train.checkpoint import CHECKPOINT_NAME, CheckpointError
 from fino.train.config import CONFIG_NAME, RunConfig
@@ -166,7 +167,8 @@ def _fmt(score: float | None) -> str:
 def run(
     task: Annotated[str | None, typer.Option(
         help="Task: an alias (cube-single, cube-double, puzzle-4x4, pointmaze, humanoidmaze, "
-             "antmaze-large, ...), an OGBench singletask name or a Minari id.",
+             "antmaze-large, ...), an OGBench singletask name, a Minari id or a D4RL name "
+             "(antmaze-large-play-v2, pen-cloned-v1).",
         autocompletion=complete_task)] = None,
     preset: Annotated[str | None, typer.Option(
         help="Profile of the task's preset file (paper, quick), a presets/NAME, or FILE.toml"
@@ -201,13 +203,23 @@ def run(
     db: Annotated[str | None, typer.Option(
         envvar="FINO_DB_URL", help="Database URL or SQLite path (default ./experiments.db).",
         show_default=False)] = None,
+    sink: Annotated[list[str] | None, typer.Option(
+        "--sink", metavar="NAME",
+        help="Also log to this logger (repeatable): tensorboard, wandb (offline), mlflow, or an "
+             "installed plugin; its files go in the run folder. For a new run it is saved in "
+             "the config (train.sinks); for a resumed or queued run, this attempt only.",
+        show_default=False)] = None,
 ) -> None:
     """Train offline then online on one task; exit code 0 only when the run completes."""
+    try:
+        extra = check_sinks(sink or [])
+    except ConfigError as exc:
+        fail(str(exc))
     if run_id is not None and len(run_id) > 1:
         from fino.cli.run_pack import run_pack
 
         try:
-            code = run_pack(run_id, db, quiet)
+            code = run_pack(run_id, db, quiet, extra)
         except KeyboardInterrupt:
             fail("stopped at once; each member's last checkpoint is intact",
                  code=EXIT_INTERRUPTED)
@@ -215,6 +227,7 @@ def run(
             fail(str(exc) if isinstance(exc, KNOWN_ERRORS) else os_error_line(exc))
         raise typer.Exit(code)
     sinks: list = []
+    loggers = LoggerGroup([])  # the trainer leaves them open for curves.png
     lease: LeaseWatch | None = None
     run_dir: Path | None = None
     try:
@@ -235,7 +248,10 @@ def run(
                 preset=preset, algo=algo, seed=seed, overrides=set_ or [],
                 train_overrides={"offline_steps": offline_steps, "online_steps": online_steps,
                                  "eval_interval": eval_interval, "eval_episodes": eval_episodes,
-                                 "balanced": balanced, "threads": threads})
+                                 "balanced": balanced, "threads": threads,
+                                 "sinks": extra or None})
+            if not quiet:
+                say_task_resolution(task)
             run_dir, is_resume = out or default_run_dir(config), False
             if (run_dir / CONFIG_NAME).exists():
                 raise ConfigError(f"{run_dir} already holds a run; continue it with "
@@ -243,9 +259,10 @@ def run(
         if not quiet:
             console.print(f"[bold]{config.algo}[/] on [bold]{config.task.name}[/] "
                           f"(preset {config.preset}, seed {config.seed}) -> {run_dir}")
-        with no_empty_folder(run_dir):
-            summary = execute(config, run_dir, resume=is_resume, quiet=quiet, sinks=sinks,
-                              fence=lease)
+        loggers.sinks += make_sinks([*config.train.sinks, *extra], run_dir, config)
+        with no_empty_folder(run_dir), loggers.finished_on_error():
+            summary = execute(config, run_dir, resume=is_resume, quiet=quiet,
+                              sinks=[*sinks, loggers], fence=lease)
     except RunDisowned as exc:
         fail(f"stopped without writing: {exc}", code=EXIT_DISOWNED)
     except KeyboardInterrupt:
@@ -255,14 +272,18 @@ def run(
         if lease is not None:  # the store keeps the reason even where the log cannot (full disk)
             lease.record_error(message)
         fail(message)
-    if not quiet:
-        console.print(summary_table(summary, config, run_dir))
-    if summary.evaluations:
-        from fino.train.plots import plot_runs
+    try:
+        if not quiet:
+            console.print(summary_table(summary, config, run_dir))
+        if summary.evaluations:
+            from fino.train.plots import plot_runs
 
-        plot_runs({config.algo: run_dir}, run_dir / "curves.png",
-                  title=f"{config.algo} on {config.task.name}, seed {config.seed}",
-                  offline_steps=config.train.offline_steps)
+            plot_runs({config.algo: run_dir}, run_dir / "curves.png",
+                      title=f"{config.algo} on {config.task.name}, seed {config.seed}",
+                      offline_steps=config.train.offline_steps)
+            loggers.artifact(run_dir / "curves.png")
+    finally:
+        loggers.finish()
     if summary.status != "done":
         console.print(f"[yellow]interrupted at step {summary.step}; continue with "
                       f"`fino run --resume {run_dir}`")

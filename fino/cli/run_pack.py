@@ -22,6 +22,7 @@ from fino.algo.config import ConfigError
 from fino.algo.packing import PackTooLarge
 from fino.cli.run import KNOWN_ERRORS, StopOnSignal, os_error_line
 from fino.launch.packs import FIT_ENV, REFUSED, RELEASED, RESULT_ENV, write_outcomes
+from fino.sinks import LoggerGroup, make_sinks
 from fino.train.errors import RunDisowned, TrainingDiverged
 
 if TYPE_CHECKING:
@@ -41,17 +42,20 @@ class Member:
     watch: LeaseWatch | None
 
 
-def run_pack(run_ids: list[int], db: str | None, quiet: bool) -> int:
-    """Train the queued runs `run_ids` as one pack; the process's exit code (0: all done)."""
+def run_pack(run_ids: list[int], db: str | None, quiet: bool,
+             sinks: tuple[str, ...] = ()) -> int:
+    """Train the queued runs `run_ids` as one pack; the process's exit code (0: all done).
+    `sinks`: loggers for every member besides those its config names."""
     from fino.store.db import Store
 
     store = Store(db, create=False)
     outcomes: dict[int, dict[str, object]] = {}
     members = _members(store, run_ids, outcomes)
     members = _one_step(store, members, outcomes)
+    loggers: list[LoggerGroup] = []
     try:
         if members:
-            _train(store, members, outcomes, quiet)
+            _train(store, members, outcomes, quiet, sinks, loggers)
     except PackTooLarge as exc:  # the pack asked for does not fit: nothing trained, all back
         for m in members:
             if m.run_id not in outcomes:
@@ -68,6 +72,8 @@ def run_pack(run_ids: list[int], db: str | None, quiet: bool) -> int:
             if m.watch is not None:
                 m.watch.stop()
         _write_result(outcomes)
+        for group in loggers:
+            group.finish()
     codes = {int(o["code"]) for o in outcomes.values()}  # type: ignore[call-overload]
     return 0 if codes <= {DONE, RELEASED} else (INTERRUPTED if codes <= {DONE, RELEASED,
                                                                           INTERRUPTED} else 1)
@@ -143,7 +149,9 @@ def _release(store: Store, m: Member, outcomes: dict[int, dict[str, object]],
 
 
 def _train(store: Store, members: list[Member], outcomes: dict[int, dict[str, object]],
-           quiet: bool) -> None:
+           quiet: bool, sinks: tuple[str, ...], loggers: list[LoggerGroup]) -> None:
+    """Train the pack; each member's loggers (its config's and `sinks`) are added to `loggers`,
+    for the caller to finish once their curves are drawn."""
     from fino.backends.registry import load_task
     from fino.store.sink import DatabaseSink
     from fino.train.pack_trainer import PackTrainer, check_packable
@@ -168,9 +176,13 @@ def _train(store: Store, members: list[Member], outcomes: dict[int, dict[str, ob
             m.watch.stop()
         _write_result(outcomes)
 
+    groups = [LoggerGroup(make_sinks([*m.config.train.sinks, *sinks], m.run_dir, m.config))
+              for m in members]
+    loggers.extend(groups)
     trainer = PackTrainer(
         [m.config for m in members], [m.run_dir for m in members], task=task,
-        sinks_per_member=[[DatabaseSink(store, m.run_id, lease=m.watch)] for m in members],
+        sinks_per_member=[[DatabaseSink(store, m.run_id, lease=m.watch), group]
+                          for m, group in zip(members, groups, strict=True)],
         fences=[m.watch for m in members],
         resume=any((m.run_dir / "checkpoint.pt").exists() for m in members),
         env_processes=os.cpu_count() or 1, on_leave=left)
@@ -183,7 +195,7 @@ def _train(store: Store, members: list[Member], outcomes: dict[int, dict[str, ob
     finally:
         for s, old in previous.items():
             signal.signal(s, old)
-    for m, result in zip(members, results, strict=True):
+    for m, result, group in zip(members, results, groups, strict=True):
         if isinstance(result, RunSummary):
             outcomes[m.run_id] = {"code": DONE if result.status == "done" else INTERRUPTED,
                                   "error": None}
@@ -193,6 +205,7 @@ def _train(store: Store, members: list[Member], outcomes: dict[int, dict[str, ob
                 plot_runs({m.config.algo: m.run_dir}, m.run_dir / "curves.png",
                           title=f"{m.config.algo} on {m.config.task.name}, seed "
                                 f"{m.config.seed}", offline_steps=m.config.train.offline_steps)
+                group.artifact(m.run_dir / "curves.png")
 
 
 def outcome_of(why: TrainingDiverged | RunDisowned | None) -> dict[str, object]:

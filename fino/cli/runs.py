@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -134,6 +135,24 @@ def _progress(run: Any, values: dict[str, tuple[int, float | None]]) -> str:
     return f"{min(100.0, 100 * step / total):.0f}%"
 
 
+def checkpoints_text(run_dir: str | None) -> str:
+    """The checkpoints a run folder keeps: the last few by step, and the end of the offline
+    phase (online variants may start from it)."""
+    from fino.train.checkpoint import CHECKPOINT_NAME, kept_checkpoints
+    from fino.train.offline_start import OFFLINE_NAME
+
+    if not run_dir or not Path(run_dir).is_dir():
+        return "-"
+    folder = Path(run_dir)
+    parts = [f"step {step} ({path.relative_to(folder)})" for step, path in
+             kept_checkpoints(folder)]
+    if not parts and (folder / CHECKPOINT_NAME).exists():
+        parts.append(CHECKPOINT_NAME)  # a run folder from before checkpoints were kept
+    if (folder / OFFLINE_NAME).exists():
+        parts.append(f"end of offline ({OFFLINE_NAME})")
+    return ", ".join(parts) or "-"
+
+
 @runs_app.command("show")
 def show(
     run_id: RunIdArg,
@@ -175,7 +194,9 @@ def show(
         ("exit code", "-" if run.exit_code is None else str(run.exit_code)),
         ("scores", f"offline {fmt_num(scores.offline)} -> final {fmt_num(scores.final)} "
                    f"(best {fmt_num(scores.best)}, eval/score)"),
-        ("run folder", plain(run.run_dir)), ("notes", plain(run.notes, multiline=True)),
+        ("run folder", plain(run.run_dir)),
+        ("checkpoints", plain(checkpoints_text(run.run_dir))),
+        ("notes", plain(run.notes, multiline=True)),
     ):
         info.add_row(label, value)
     console.print(Panel(info, title=Text(f"run {run.id}: ") + plain(run.name),

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 study_app = typer.Typer(help="The reproduction study: queue its runs, report the results.",
                         no_args_is_help=True)
 console = Console(stderr=True)
-PlanArg = Annotated[Path, typer.Argument(help="The study plan (e.g. benchmarks/study.toml).")]
+PlanArg = Annotated[Path, typer.Argument(
+    help="The study plan: a TOML file, or the name of one that ships with fino (repro).")]
 BudgetOption = Annotated[str, typer.Option(help="Budget of the plan: cpu or paper.")]
 
 
@@ -47,8 +48,8 @@ def run(
     an offline phase with an earlier method of the plan are queued once that method's run of
     their seed has finished it (--no-share-offline: all at once, each training its own).
 
-    Example: fino study run benchmarks/study.toml --budget cpu --workers 2
-    Part of it: fino study run benchmarks/study.toml --task cube-single --method fino
+    Example: fino study run repro --budget cpu --workers 2
+    Part of it: fino study run repro --task cube-single --method fino
     """
     from fino.cli.demo import ensure_dataset
     from fino.launch.local import LocalExecutor
@@ -157,7 +158,7 @@ def report(
 ) -> None:
     """Write the markdown report (table, claims, learning curves) from the runs in the store.
 
-    Example: fino study report benchmarks/study.toml --budget cpu
+    Example: fino study report repro --budget cpu
     """
     from fino.study.plan import PlanError, load_plan
     from fino.study.report import study_runs, write_report
@@ -189,7 +190,7 @@ def export(
     The file holds each run's config, tags, timing and evaluation series; `fino study import`
     reads it.
 
-    Example: fino study export benchmarks/study.toml --budget cpu
+    Example: fino study export repro --budget cpu
     """
     from fino.study.archive import export_study
     from fino.study.plan import PlanError, load_plan

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import signal
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
-from fino.cli.common import fail, open_store, plain, shown
+from fino.cli.common import fail, open_store, plain, say_task_resolution, shown
 from fino.cli.complete import complete_preset, complete_task
 from fino.cli.options import DbOption
 from fino.cli.queue import parse_seeds
@@ -52,6 +53,13 @@ def storage_label(storage: str) -> str:
     from fino.store.db import masked
 
     return masked(storage) if "://" in storage else storage
+
+
+def dashboard_hint(storage: str) -> str:
+    """Where to see a study's parallel coordinates and parameter importances: optuna-dashboard,
+    a separate install (not a dependency), reads the same storage."""
+    return (f"parallel coordinates and parameter importances: optuna-dashboard "
+            f"{escape(shlex.quote(storage_label(storage)))} (pip install optuna-dashboard)")
 
 
 def _check_study_name(name: str) -> None:
@@ -119,6 +127,8 @@ def tune(
     the final score averaged over seeds is the objective. The budget is stated first and asked
     for when it is over an hour on this machine (--yes: no question). Ctrl-C cancels the
     queued runs of the trials in flight; the same command again requeues them and continues.
+    Parallel coordinates and parameter importances, in a browser (a separate install, pip
+    install optuna-dashboard): `optuna-dashboard optuna.journal` (or the --optuna-storage).
 
     Example: fino tune --task cube-single --preset quick --trials 50
     """
@@ -159,6 +169,7 @@ def tune(
             pruner=make_pruner(pruner, base.train.offline_steps), poll_interval=poll)
     except (TaskError, SpaceError, TuneError, ValueError) as exc:
         fail(str(exc))
+    say_task_resolution(task)
     console.print(f"study [bold]{shown(name)}[/]: {trials} trials x {len(spec.seeds)} seed(s) "
                   f"on {shown(base.task.name)}, tuning "
                   f"{shown(', '.join(p.name for p in params))}; Optuna storage "
@@ -168,6 +179,7 @@ def tune(
     if orchestrator.gave_up:
         orchestrator.park()
         fail(orchestrator.gave_up)
+    console.print(dashboard_hint(optuna_storage), highlight=False, soft_wrap=True)
     if not orchestrator.done(progress):
         _say_parked(orchestrator.park(), name)
         raise typer.Exit(130)

@@ -42,6 +42,10 @@ def worker(
     heartbeat: Annotated[float, typer.Option(help="Seconds between heartbeats.")] = 5.0,
     expiry: Annotated[float, typer.Option(
         help="Seconds without a heartbeat before a run counts as lost.")] = 60.0,
+    sink: Annotated[list[str] | None, typer.Option(
+        "--sink", metavar="NAME",
+        help="Also log every run it serves to this logger (repeatable): tensorboard, wandb, "
+             "mlflow or an installed plugin (`fino run --sink`).", show_default=False)] = None,
     db: DbOption = None,
 ) -> None:
     """Serve the queue: claim queued runs and run them.
@@ -55,9 +59,14 @@ def worker(
     """
     from fino.launch.executor import get_executor
     from fino.launch.worker import Worker
+    from fino.sinks import check_sinks
 
     if on_interrupt not in ("requeue", "cancel"):
         fail("--on-interrupt must be requeue or cancel")
+    try:
+        sinks = check_sinks(sink or [])
+    except ValueError as exc:
+        fail(str(exc))
     store = open_store(db)
     try:
         options = {k: v for k, v in {"address": address, "cpus_per_run": cpus_per_run,
@@ -69,7 +78,7 @@ def worker(
         pool = Worker(store, executor, jobs=jobs, until_empty=until_empty,
                       max_attempts=max_attempts, heartbeat_interval=heartbeat, expiry=expiry,
                       on_interrupt=on_interrupt,  # type: ignore[arg-type]
-                      pack=pack, log=lambda m: console.log(m))
+                      pack=pack, log=lambda m: console.log(m), sinks=sinks)
     except ValueError as exc:
         fail(str(exc))
     packs = f", up to {pool.pack_size} runs per pack" if pool.pack_size > 1 else ""

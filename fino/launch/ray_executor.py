@@ -86,7 +86,8 @@ class RayExecutor:
         try:
             import ray
         except ImportError as exc:
-            raise ValueError("the ray executor needs Ray: pip install 'ray>=2.9'") from exc
+            raise ValueError("the ray executor needs Ray, which is not installed: "
+                             "pip install 'fino[ray]'") from exc
         if cpus_per_run <= 0 or gpus_per_run < 0:
             raise ValueError("--cpus-per-run must be > 0 and --gpus-per-run >= 0")
         self.ray = ray

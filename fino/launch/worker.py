@@ -62,10 +62,12 @@ class Active:
     result_path: Path | None = None
 
 
-def child_command(run_ids: int | Sequence[int]) -> list[str]:
+def child_command(run_ids: int | Sequence[int], sinks: Sequence[str] = ()) -> list[str]:
+    """`fino run --run-id ID ... --quiet`, with the worker's extra loggers (`--sink NAME`)."""
     ids = [run_ids] if isinstance(run_ids, int) else list(run_ids)
     return [sys.executable, "-m", "fino.cli.main", "run",
-            *[arg for i in ids for arg in ("--run-id", str(i))], "--quiet"]
+            *[arg for i in ids for arg in ("--run-id", str(i))],
+            *[arg for name in sinks for arg in ("--sink", name)], "--quiet"]
 
 
 def resolve_pack(pack: int | str) -> tuple[int, bool]:
@@ -133,10 +135,11 @@ class Worker:
         only: Sequence[int] | None = None,
         on_tick: Callable[[], None] | None = None,
         log: Callable[[str], None] = print,
+        sinks: Sequence[str] = (),
     ) -> None:
         """`jobs`: processes at a time; `pack`: runs per process (N or "auto"); `only`: serve
         just these runs and return once they are all settled; `on_tick`: called every loop (a
-        progress display)."""
+        progress display); `sinks`: loggers for every run besides those its config names."""
         if jobs < 1:
             raise ValueError(f"jobs={jobs}: must be >= 1")
         self.pack_size, self.fit_pack = resolve_pack(pack)
@@ -152,6 +155,7 @@ class Worker:
         self.log = log
         self.only = list(only) if only is not None else None
         self.on_tick = on_tick
+        self.sinks = tuple(sinks)
         self.host, self.pid = socket.gethostname(), os.getpid()
         self.active: dict[int, Active] = {}
         self.finished: dict[int, str] = {}
@@ -278,8 +282,8 @@ class Worker:
             if self.fit_pack:
                 env[FIT_ENV] = "1"
         try:
-            handle = self.executor.submit(first.id, child_command([r.id for r in runs]), env,
-                                          log_path)
+            handle = self.executor.submit(
+                first.id, child_command([r.id for r in runs], self.sinks), env, log_path)
         except Exception as exc:
             for run, token in zip(runs, tokens, strict=True):
                 queue.transition(self.store, run.id, ("running",), "failed", token=token,

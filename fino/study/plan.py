@@ -1,4 +1,8 @@
-"""A study plan from TOML: tasks, methods (named config changes), seeds and a budget."""
+"""A study plan from TOML: tasks, methods (named config changes), seeds and a budget.
+
+Plans that ship with the package (benchmarks/studies/NAME.toml in the repository) are named by
+NAME alone, e.g. `fino study run repro`.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from fino.backends.base import TaskConfig
+from fino.resources import STUDIES, data_dir
 from fino.train.config import RunConfig
 from fino.train.presets import build_run_config, parse_seeds
 
@@ -34,6 +39,12 @@ class Plan:
     preset: str
     budgets: dict[str, tuple[str, ...]]  # budget name -> --set items (cpu, paper)
     episodes: int  # dataset episodes to generate when missing
+
+    @property
+    def spec(self) -> str:
+        """How a command names this plan: its name when it is a packaged plan, else its path."""
+        packaged = packaged_plans().get(self.path.stem) == self.path
+        return self.path.stem if packaged else str(self.path)
 
     def configs(self, budget: str) -> list[tuple[str, str, RunConfig]]:
         """(task, method, config) for every run of the plan at `budget`."""
@@ -88,11 +99,32 @@ def select_part(plan: Plan, configs: list[tuple[str, str, RunConfig]], tasks: li
             if (not tasks or task in tasks) and (not methods or method in methods)]
 
 
+def packaged_plans() -> dict[str, Path]:
+    """name -> file of the plans that ship with the package."""
+    folder = data_dir(STUDIES)
+    return {p.stem: p for p in sorted(folder.glob("*.toml"))} if folder else {}
+
+
+def resolve_plan(spec: Path) -> Path:
+    """`spec` itself when it is a file or a path, else (a bare name) the packaged plan it names."""
+    if spec.is_file() or spec.suffix or len(spec.parts) != 1:
+        return spec
+    shipped = packaged_plans()
+    if str(spec) not in shipped:
+        raise PlanError(f"study plan {spec} does not exist: give a plan file or the name of one "
+                        f"that ships with fino ({', '.join(shipped) or 'none found'})")
+    return shipped[str(spec)]
+
+
 def load_plan(path: Path) -> Plan:
+    """The plan in `path`, or the packaged plan named `path` (see resolve_plan)."""
+    path = resolve_plan(path)
     try:
         data: dict[str, Any] = tomllib.loads(path.read_text())
     except FileNotFoundError as exc:
         raise PlanError(f"study plan {path} does not exist") from exc
+    except OSError as exc:
+        raise PlanError(f"cannot read study plan {path}: {exc.strerror or exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise PlanError(f"{path}: not valid TOML: {exc}") from exc
     allowed = {"name", "tasks", "seeds", "preset", "episodes", "budgets", "methods"}

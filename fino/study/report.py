@@ -1,5 +1,6 @@
 """The study's report: the paper's table (offline -> online, mean ± 95% CI over seeds),
-learning curves per task, and each qualitative claim checked against the numbers."""
+learning curves per task, each qualitative claim checked against the numbers, and the robust
+aggregates across tasks (interquartile mean, probability of improvement)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,15 @@ import numpy as np
 from sqlalchemy import select
 
 from fino.analysis.curves import align, band
+from fino.analysis.robust import (
+    DEFAULT_REPS,
+    DEFAULT_SEED,
+    MIN_RUNS,
+    Interval,
+    all_tie,
+    improvement_interval,
+    iqm_interval,
+)
 from fino.analysis.stats import mean_ci, offline_and_final, seeds_to_resolve, welch_difference
 from fino.provenance import MACHINE_MARK, machine, machine_of
 from fino.store.db import Store
@@ -212,6 +222,63 @@ def claim_lines(cells: dict[tuple[str, str], Cell], task: str) -> list[str]:
                          _scores(cells[(task, "fino-balanced")], 1),
                          _scores(cells[(task, "fino")], 1), "fino-balanced", "fino"))
     return lines
+
+
+def _interval(interval: Interval | None, digits: int = 1) -> str:
+    """'70.0 [60.0, 80.0]', or why there is none."""
+    if interval is None:
+        return f"– (needs ≥ {MIN_RUNS} runs on a task)"
+    return f"{interval.estimate:.{digits}f} [{interval.low:.{digits}f}, {interval.high:.{digits}f}]"
+
+
+def _left_out(interval: Interval | None) -> str:
+    if interval is None or not interval.left_out:
+        return ""
+    return f"; {interval.left_out} task(s) with fewer than {MIN_RUNS} runs left out"
+
+
+def robust_section(cells: dict[tuple[str, str], Cell], tasks: list[str],
+                   methods: list[str]) -> list[str]:
+    """Report lines: per method the IQM of all runs × tasks with its 95% stratified-bootstrap
+    CI, and P(X > Y) for each pair the claims compare (as rliable defines them)."""
+
+    def by_task(method: str, which: int) -> list[list[float]]:
+        return [_scores(cells[(t, method)], which) if (t, method) in cells else []
+                for t in tasks]
+
+    lines = ["## Robust aggregates (rliable)", "",
+             "Interquartile mean (IQM: the mean of the middle 50% of all runs × tasks, a task "
+             "with more runs weighing more) with its 95% stratified-bootstrap CI "
+             f"({DEFAULT_REPS} resamples of the seeds within each task, seed {DEFAULT_SEED}), "
+             "and the probability of improvement P(X > Y): the chance that a run of X scores "
+             "above a run of Y on a task (ties count half), averaged over the tasks; as "
+             "rliable defines them (Agarwal et al. 2021). One outlier seed moves neither much; "
+             "where every run scores 0, the IQM is 0 [0, 0] and P(X > Y) is 0.5, a tie that "
+             "says nothing either way.", "",
+             "| method | offline IQM [95% CI] | online IQM [95% CI] | n |", "|---|---|---|---|"]
+    for method in methods:
+        offline = iqm_interval(by_task(method, 0))
+        online = iqm_interval(by_task(method, 1))
+        runs = f"{online.runs} runs, {online.tasks} task(s)" if online else "–"
+        lines.append(f"| {method} | {_interval(offline)} | {_interval(online)} | {runs}"
+                     f"{_left_out(online)} |")
+    lines.append("")
+    pairs = [(a, b, 1) for a, b, _ in CLAIMS]
+    if "fino" in methods and "fql" in methods:
+        pairs.insert(0, ("fino", "fql", 0))  # the paper: equal offline
+    for a, b, which in pairs:
+        if a not in methods or b not in methods:
+            continue
+        x, y = by_task(a, which), by_task(b, which)
+        p = improvement_interval(x, y)
+        text = f"- P({a} > {b}), {('offline', 'online')[which]} scores: {_interval(p, 2)}"
+        if p is not None:
+            text += (f" (n={p.runs}/{p.runs_y} runs over {p.tasks} task(s)"
+                     f"{_left_out(p)})")
+            if all_tie(x, y):
+                text += "; every run ties (all the same score): no evidence either way"
+        lines.append(text)
+    return [*lines, ""]
 
 
 def all_equal(cells: dict[tuple[str, str], Cell], task: str) -> bool:
@@ -415,7 +482,7 @@ def write_report(store: Store, plan: Plan, budget: str, out_dir: Path,
         f"# Reproduction study `{plan.name}` (budget `{budget}`)",
         "",
         f"Generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC from {store} by "
-        f"`fino study report {plan.path}`.",
+        f"`fino study report {plan.spec}`.",
         "",
         f"- Report written on: {machine()}",
         *_where_and_how_long(done_runs, run_machines(store, [r.id for r in done_runs]), minutes),
@@ -469,6 +536,7 @@ def write_report(store: Store, plan: Plan, budget: str, out_dir: Path,
                       "return: below).", ""]
             continue
         lines += [*claim_lines(cells, task), ""]
+    lines += robust_section(cells, tasks, methods)
     lines += return_section(store, plan, budget, cells, tasks, out_dir, offline_steps)
     lines += ["## Learning curves", ""]
     for task in tasks:
@@ -478,7 +546,7 @@ def write_report(store: Store, plan: Plan, budget: str, out_dir: Path,
     lines += ["", "What would settle the inconclusive comparisons: more seeds (the intervals "
               "shrink as 1/sqrt(n); each inconclusive line estimates how many, assuming the "
               "means and spreads seen so far hold) and the paper's budget (1M + 500k "
-              f"steps) on a GPU machine (`fino study run {plan.path} --budget paper`).", ""]
+              f"steps) on a GPU machine (`fino study run {plan.spec} --budget paper`).", ""]
     report = out_dir / "report.md"
     report.write_text("\n".join(lines))
     return report

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 CHECKPOINT_NAME = "checkpoint.pt"
+HISTORY_DIR = "checkpoints"  # the last few checkpoints, step-STEP.pt, newest = checkpoint.pt
 
 # Write failures fixed on the machine, not in the code: errno → (what happened, what to do).
 _WRITE_FAILURES = {
@@ -52,6 +53,37 @@ def save_checkpoint(path: Path, state: dict[str, Any],
         if failure is None:
             raise
         raise _write_error(path, *failure) from exc
+
+
+def keep_checkpoint(path: Path, step: int, keep: int) -> None:
+    """Keep the checkpoint just written at `path` (step `step`) as `checkpoints/step-STEP.pt`
+    beside it, and only the newest `keep` there. A hard link where the file system has them (no
+    second copy of the bytes: `path` is replaced by a new file at the next save, the link keeps
+    the old one), else a copy. Kept files of later steps (an abandoned attempt's) go."""
+    folder = path.parent / HISTORY_DIR
+    folder.mkdir(exist_ok=True)
+    target = folder / f"step-{step:09d}.pt"
+    target.unlink(missing_ok=True)
+    try:
+        os.link(path, target)
+    except OSError:
+        shutil.copy2(path, target)
+    for old_step, old in kept_checkpoints(path.parent):
+        if old_step > step:
+            old.unlink(missing_ok=True)
+    for _, old in kept_checkpoints(path.parent)[:-keep]:
+        old.unlink(missing_ok=True)
+
+
+def kept_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
+    """(step, path) of a run folder's kept checkpoints, oldest first."""
+    out = []
+    for file in (Path(run_dir) / HISTORY_DIR).glob("step-*.pt"):
+        try:
+            out.append((int(file.stem.removeprefix("step-")), file))
+        except ValueError:
+            continue
+    return sorted(out)
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
@@ -13,6 +14,7 @@ CONFIG_NAME = "config.json"  # the resolved config, saved in each run folder
 Algo = Literal["fino", "fql"]
 ALGOS = ("fino", "fql")
 RANGE = f"an integer in [{{low}}, {MAX_INT}]"  # integer settings: at most 32 bits (the store's)
+SINK_NAME = re.compile(r"[A-Za-z0-9][\w.-]*")
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,7 @@ class TrainConfig:
     entropy_interval: int | None = None  # online steps between β updates; None = eval_interval
     log_interval: int = 5_000
     save_interval: int = 100_000
+    keep_checkpoints: int = 2  # the last checkpoints kept in checkpoints/ (and offline.pt)
     balanced: bool = False  # RLPD-style 50/50 offline/online batches instead of uniform
     buffer_size: int | None = None  # None: max(1.5M, |D| + 1)
     # Evaluation episodes stepped in lockstep (one batched greedy act per step). Not more: an
@@ -40,12 +43,15 @@ class TrainConfig:
     cuda_graphs: bool = True  # on CUDA, each update replays one captured graph
     threads: int | None = None  # torch intra-op threads; None = torch's default
     device: str = "cpu"
+    # Loggers that also receive the run's metrics (`fino.sinks`: tensorboard, wandb, mlflow or
+    # a plugin, checked where the run is made). Bookkeeping, like log_interval.
+    sinks: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("offline_steps", "online_steps"):
             _check(name, getattr(self, name), lambda v: _int_in(v, 0), RANGE.format(low=0))
         for name in ("eval_interval", "eval_episodes", "log_interval", "save_interval",
-                     "eval_envs"):
+                     "eval_envs", "keep_checkpoints"):
             _check(name, getattr(self, name), lambda v: _int_in(v, 1), RANGE.format(low=1))
         for name in ("entropy_interval", "buffer_size", "threads"):
             value = getattr(self, name)
@@ -68,6 +74,11 @@ class TrainConfig:
         if self.matmul_precision == "tf32" and self.device.startswith("cpu"):
             raise ConfigError("train.matmul_precision='tf32' has no effect on a CPU (TF32 is a "
                               "CUDA tensor-core format): use 'fp32', or train.device='cuda'")
+        if isinstance(self.sinks, str) or not isinstance(self.sinks, list | tuple) or \
+                not all(isinstance(n, str) and SINK_NAME.fullmatch(n) for n in self.sinks):
+            raise ConfigError(f"train.sinks={self.sinks!r}: must be a list of sink names such "
+                              "as ['tensorboard', 'wandb', 'mlflow']")
+        object.__setattr__(self, "sinks", tuple(dict.fromkeys(self.sinks)))
 
     @property
     def total_steps(self) -> int:
@@ -153,6 +164,13 @@ def same_config(saved: dict[str, Any], config: RunConfig) -> bool:
     """Whether a checkpoint's stored config is `config` (keys added since it was written take
     their defaults)."""
     try:
-        return RunConfig.from_dict(saved).to_dict() == config.to_dict()
+        return _without_sinks(RunConfig.from_dict(saved)) == _without_sinks(config)
     except ConfigError:
         return False
+
+
+def _without_sinks(config: RunConfig) -> dict[str, Any]:
+    """The config as a dict less its loggers (a resume may add or drop one)."""
+    data = config.to_dict()
+    data["train"].pop("sinks")
+    return data

@@ -25,7 +25,8 @@ ONLINE_ONLY = {
               "action_noise_std", "entropy_samples", "entropy_states", "gmm_components",
               "entropy_estimator"),
     "train": ("online_steps", "balanced", "buffer_size", "entropy_interval", "eval_interval",
-              "eval_episodes", "eval_envs", "log_interval", "save_interval"),
+              "eval_episodes", "eval_envs", "log_interval", "save_interval",
+              "keep_checkpoints", "sinks"),
 }
 LABELS = ("algo", "preset", "from_offline")
 

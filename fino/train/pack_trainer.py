@@ -46,11 +46,13 @@ from fino.train.offline_start import OFFLINE_NAME, start_after_offline
 from fino.train.packable import check_packable
 from fino.train.seeds import seed_for
 from fino.train.sinks import Sink, SinkGroup
+from fino.train.system_metrics import SystemMetrics
 from fino.train.trainer import (
     SUMMARY_NAME,
     Fence,
     RunSummary,
     entropy_draws,
+    keep_history,
     run_sinks,
     summarize,
 )
@@ -182,6 +184,7 @@ class PackTrainer:
                 m.eval_envs = [self.env_pool.env(n + i * per + k) for k in range(per)]
         self._last_entropy: tuple[int, torch.Tensor] | None = None
         self._compiled = not tc.compile
+        self._system = SystemMetrics(self.agent.device)  # the pack's process: shared figures
 
     def _replay_failed_notice(self, member: int) -> Any:
         return lambda message: self.members[member].sinks.event("resumed", message)
@@ -237,7 +240,7 @@ class PackTrainer:
                 if self.step % tc.log_interval == 0:
                     self._check_finite(update_metrics)
                     infos = self.agent.infos(update_metrics)
-                    throughput = self._throughput(window)
+                    throughput = {**self._throughput(window), **self._system.read()}
                     for i in self._active():
                         metrics[i].update({**infos[i], **throughput})
                     window = (time.perf_counter(), self.step, self._env_steps())
@@ -488,6 +491,7 @@ class PackTrainer:
                 continue
             m.saved_step = self.step
             m.sinks.event("checkpoint", f"step {self.step}")
+            keep_history(m.run_dir / name, self.step, m.config.train.keep_checkpoints, m.sinks)
 
     def _start_after_offline(self) -> None:
         """Members with `from_offline` take their agent and sampling stream from their shared

@@ -4,7 +4,8 @@ A file has `source`, `tasks` (name prefixes it applies to), `[task]`, `[agent]`,
 (the paper's settings), named `[profiles.NAME]` with the same sections (e.g. `quick`), and
 per-task `[overrides."TASK-PREFIX"]` sections. `--preset` names a profile of the task's family
 file (`paper` = the file's base settings), a file in the presets folder, or a path
-(`FILE.toml[:PROFILE]`).
+(`FILE.toml[:PROFILE]`). The files ship inside the package (fino.resources);
+$FINO_PRESETS_DIR names another folder.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from typing import Any
 from fino.algo.config import MAX_INT, AgentConfig, ConfigError
 from fino.backends.base import TaskConfig
 from fino.backends.registry import canonical_task_name, resolve_backend
+from fino.resources import PRESETS, data_dir
 from fino.train.config import RunConfig, TrainConfig, build_section
 
 BASE_PROFILE = "paper"
+PRESETS_ENV = "FINO_PRESETS_DIR"
 MAX_SEEDS = 1000  # seeds queued by one command: a typo (0-99999) must not queue a flood
 _SECTIONS = ("task", "agent", "train")
 _FILE_KEYS = {"source", "description", "tasks", "profiles", "overrides", *_SECTIONS}
@@ -35,9 +38,29 @@ class PresetError(ConfigError):
 
 
 def presets_dir() -> Path:
-    """$FINO_PRESETS_DIR, else the repository's `presets/` folder."""
-    env = os.environ.get("FINO_PRESETS_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "presets"
+    """$FINO_PRESETS_DIR, else the presets shipped with the package (a checkout's `presets/`).
+    A folder that is missing is an error: runs must never fall back to defaults unseen."""
+    env = os.environ.get(PRESETS_ENV)
+    if env:
+        path = Path(env).expanduser()
+        if not path.is_dir():
+            raise PresetError(f"${PRESETS_ENV}={env}: no such folder")
+        return path
+    path = data_dir(PRESETS)
+    if path is None:
+        raise PresetError("the presets are missing: the installed package has no fino/_presets "
+                          "(and this is no checkout with presets/); reinstall fino or set "
+                          f"${PRESETS_ENV} to a folder of preset files")
+    return path
+
+
+def preset_files() -> list[Path]:
+    """The preset files of presets_dir(); an empty folder is an error, like a missing one."""
+    folder = presets_dir()
+    paths = sorted(folder.glob("*.toml"))
+    if not paths:
+        raise PresetError(f"no preset files (*.toml) in {folder}")
+    return paths
 
 
 @dataclass(frozen=True)
@@ -142,13 +165,13 @@ def _build(merged: dict[str, dict[str, Any]], where: str) -> tuple[AgentConfig, 
 
 
 def all_presets() -> list[Preset]:
-    return [load_preset(p) for p in sorted(presets_dir().glob("*.toml"))]
+    return [load_preset(p) for p in preset_files()]
 
 
 def family_preset(task_name: str) -> Preset | None:
     """The preset file whose `tasks` prefixes match the canonical task name (longest wins)."""
     best: tuple[int, Path] | None = None
-    for path in sorted(presets_dir().glob("*.toml")):
+    for path in preset_files():
         preset = load_preset(path)
         for prefix in preset.tasks:
             if task_name.startswith(prefix) and (best is None or len(prefix) > best[0]):

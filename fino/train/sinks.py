@@ -17,7 +17,8 @@ EVAL_COLUMNS = ("step", "phase", "env_steps", "score", "return", "length", "entr
 
 
 class Sink(Protocol):
-    """Receives metrics as the run produces them."""
+    """Receives metrics as the run produces them. Optional: `flush()`, and `artifact(path)`
+    for a file of the run (loggers, `fino.sinks`)."""
 
     def write(self, step: int, metrics: dict[str, float]) -> None: ...
 
@@ -137,6 +138,12 @@ class SinkGroup:
         for sink in list(self.sinks):
             if hasattr(sink, "flush"):
                 self._call_one(sink, "flush")
+
+    def artifact(self, path: Path) -> None:
+        """Give the sinks that keep files (loggers) a file of the run, such as curves.png."""
+        for sink in list(self.sinks):
+            if hasattr(sink, "artifact"):
+                self._call_one(sink, "artifact", path)
 
     def close(self) -> None:
         self._call("close")

@@ -18,7 +18,12 @@ from fino.backends.base import Task
 from fino.backends.registry import load_task
 from fino.data.buffer import ReplayBuffer
 from fino.provenance import MACHINE_MARK, code_version, machine
-from fino.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from fino.train.checkpoint import (
+    CHECKPOINT_NAME,
+    keep_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
 from fino.train.config import CONFIG_NAME, RunConfig, same_config
 from fino.train.episode import OnlineEpisodes
 from fino.train.errors import RunDisowned, TrainingDiverged
@@ -26,6 +31,7 @@ from fino.train.evaluate import EvalResult, evaluate, greedy_actor
 from fino.train.offline_start import OFFLINE_NAME, start_after_offline
 from fino.train.seeds import seed_for
 from fino.train.sinks import EvalCsvSink, EventLogSink, JsonlSink, Sink, SinkGroup
+from fino.train.system_metrics import SystemMetrics
 
 SUMMARY_NAME = "summary.json"
 _PROGRESS_EVERY = 50  # steps between progress callbacks (cheap, but not free)
@@ -69,6 +75,16 @@ def run_sinks(run_dir: Path, extra: list[Sink] | None = None) -> SinkGroup:
     """A run folder's file sinks (metrics.jsonl, eval.csv, events.log) and any `extra`."""
     return SinkGroup([JsonlSink(run_dir / "metrics.jsonl"), EvalCsvSink(run_dir / "eval.csv"),
                       EventLogSink(run_dir / "events.log"), *(extra or [])])
+
+
+def keep_history(path: Path, step: int, keep: int, sinks: SinkGroup) -> None:
+    """Keep the checkpoint just written among the last `keep`; failing that (a full disk) is
+    said in the run's events, never fatal: `checkpoint.pt` itself was written."""
+    try:
+        keep_checkpoint(path, step, keep)
+    except OSError as exc:
+        sinks.event("warning", f"could not keep checkpoint step {step} in "
+                    f"{path.parent / 'checkpoints'}: {exc}")
 
 
 def entropy_draws(buffer: Any, config: RunConfig, step: int,
@@ -141,6 +157,7 @@ class Trainer:
         self._eval_envs: list[Any] = []
         self._last_entropy: tuple[int, float] | None = None
         self._compiled = not tc.compile  # the first update in this process compiles it
+        self._system = SystemMetrics(self.agent.device)
         self._saved_step: int | None = None
         self._offline_state: dict[str, Any] | None = None  # the shared offline phase's end
         if resume:
@@ -204,6 +221,7 @@ class Trainer:
                     self._check_finite(update_metrics)
                     metrics.update(self.agent.info(update_metrics))
                     metrics.update(self._throughput(window))
+                    metrics.update(self._system.read())
                     window = (time.perf_counter(), self.step, self.env_steps)
                 if metrics:
                     self.sinks.write(self.step, {**metrics, **self._progress_metrics()})
@@ -374,6 +392,8 @@ class Trainer:
             return
         self._saved_step = self.step
         self.sinks.event("checkpoint", f"step {self.step}")
+        keep_history(self.run_dir / name, self.step, self.config.train.keep_checkpoints,
+                     self.sinks)
 
     def _at_shared_offline_end(self) -> bool:
         """A run that starts after a shared offline phase evaluates there with its own acting

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from fino.backends.d4rl_names import minari_id, no_minari_copy
 from fino.backends.datagen.recipes import DEFAULT_DATASET_DIR, RECIPES, DatagenError, dataset_name
 from fino.backends.datagen.writer import dataset_paths
 
@@ -19,7 +20,14 @@ def is_minari_id(name: str) -> bool:
 
 
 def download_dataset(name: str, out_dir: str | Path | None = None) -> list[Path]:
-    """Download an OGBench dataset (train + val) or a Minari dataset; returns the local paths."""
+    """Download an OGBench dataset (train + val) or a Minari dataset (also by its D4RL name);
+    returns the local paths."""
+    d4rl = minari_id(name)
+    if d4rl is not None:
+        return [_download_minari(d4rl, out_dir)]
+    locomotion = no_minari_copy(name)
+    if locomotion:
+        raise DatagenError(locomotion)
     if is_minari_id(name):
         return [_download_minari(name.strip(), out_dir)]
     return _download_ogbench(dataset_name(name), Path(out_dir or DEFAULT_DATASET_DIR).expanduser())
