@@ -27,6 +27,7 @@ demo: $(STAMP)
 # it runs), and the 15 slowest tests are listed at the end.
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-logo
 	$(PY) -m pytest --durations=15
 
 # Few and long: every test is named as it starts.

@@ -11,6 +11,11 @@ from pathlib import Path
 
 import fino
 
+# The event format is a run fact the store reads without torch (fino.runfacts); re-exported.
+from fino.runfacts import MACHINE_MARK, machine_of
+
+__all__ = ["MACHINE_MARK", "code_version", "machine", "machine_of"]
+
 
 def _git(root: Path, *args: str) -> str:
     # --no-optional-locks: never take .git/index.lock (a commit in the same checkout must not
@@ -31,10 +36,6 @@ def code_version() -> str:
     except (OSError, subprocess.SubprocessError):
         return fino.__version__
     return f"{fino.__version__}+g{commit}" + (".dirty" if dirty else "")
-
-
-# A run's `started` event ends with this, then `machine()`; the study report groups runs by it.
-MACHINE_MARK = "; machine: "
 
 
 @cache
@@ -58,8 +59,3 @@ def machine(device: str = "cpu") -> str:
     if device.startswith("cuda") and torch.cuda.is_available():
         text += f", {torch.cuda.get_device_name(torch.device(device))}"
     return text
-
-
-def machine_of(message: str) -> str | None:
-    """The machine a `started` (or imported) event's message names, if it names one."""
-    return message.split(MACHINE_MARK, 1)[1].strip() if MACHINE_MARK in message else None

@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fino.algo.config import MAX_INT
+from fino.config import RunConfig
 from fino.store import queue
 from fino.store.db import Store
 from fino.store.text import RunNameError, TagError, check_tag
-from fino.train.config import RunConfig
 
 if TYPE_CHECKING:
-    from fino.backends.base import TaskConfig
+    from fino.config import TaskConfig
 
 CLI_TIMEOUT_S = 600
 
@@ -35,17 +35,20 @@ def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "fino.cli.main", *args]
 
 
-def describe(outcome: dict[int, str]) -> str:
-    """'run 3: cancelled; run 4: stopping'."""
-    return "; ".join(f"run {run_id}: {what}" for run_id, what in outcome.items())
+def describe(outcome: dict[int, queue.Change], refused: str) -> str:
+    """'run 3: cancelled; run 4: stopping'; `refused` says a run's status forbade it."""
+    return "; ".join(f"run {run_id}: " + (refused.format(change.status)
+                                           if change.outcome is queue.Outcome.REFUSED
+                                           else change.outcome.value)
+                     for run_id, change in outcome.items())
 
 
 def cancel(store: Store, run_ids: Sequence[int]) -> str:
-    return describe(queue.request_cancel(store, run_ids))
+    return describe(queue.request_cancel(store, run_ids), "already {}")
 
 
 def retry(store: Store, run_ids: Sequence[int]) -> str:
-    return describe(queue.retry(store, run_ids))
+    return describe(queue.retry(store, run_ids), "is {}: not retried")
 
 
 def remove(store: Store, run_ids: Sequence[int]) -> str:
@@ -81,8 +84,8 @@ def change_tags(store: Store, run_ids: Sequence[int], add: Iterable[str],
         outcome = queue.change_tags(store, run_ids, add, drop)
     except (queue.QueueError, TagError) as exc:
         raise ActionError(str(exc)) from None
-    changed = [i for i, what in outcome.items() if not what.startswith(("tags unchanged",
-                                                                         "unknown"))]
+    changed = [i for i, change in outcome.items()
+               if change.outcome is queue.Outcome.RETAGGED]
     if not changed:
         return "tags unchanged"
     return f"tags changed on run(s) {id_spec(changed)}"
@@ -127,7 +130,7 @@ def parse_seeds(spec: str) -> list[int]:
 
 def build_configs(request: QueueRequest) -> list[RunConfig]:
     """One validated config per seed, exactly as `fino queue add` builds them."""
-    from fino.backends.base import TaskConfig, TaskError
+    from fino.config import TaskConfig, TaskError
     from fino.train.presets import PresetError, build_run_config
 
     if not request.task.strip():

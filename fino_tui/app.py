@@ -11,13 +11,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
 
-import typer
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
-from fino.cli.tui import REFRESH_S
-from fino.store.db import Store, StoreError, masked
+from fino.runfacts import REFRESH_S
+from fino.store.db import Store, masked
 from fino.tune import DEFAULT_STORAGE
 from fino_tui.local_worker import LocalWorker
 from fino_tui.screens.dialogs import ChoiceScreen
@@ -111,36 +110,13 @@ class FinoApp(App[None]):
             yield from commands()
 
 
-def run_dashboard(db: str | None, *, refresh: float = REFRESH_S, light: bool = False,
+def run_dashboard(store: Store, *, refresh: float = REFRESH_S, light: bool = False,
                   optuna_storage: str = DEFAULT_STORAGE) -> None:
-    """Open the dashboard on a store; a SQLite file that does not exist is a one-line error,
-    not a new empty database."""
-    from fino.cli.common import fail
-
-    try:
-        store = Store(db, create=False)
-    except StoreError as exc:
-        fail(str(exc))
+    """Open the dashboard on a store opened for reading (`Store(url, create=False)`: a SQLite
+    file that does not exist is an error, not a new empty database); disposes it on quit."""
     app = FinoApp(store, refresh_interval=refresh, theme=THEMES[1] if light else THEMES[0],
                   optuna_storage=optuna_storage)
     try:
         app.run()
     finally:
         store.dispose()
-
-
-def main(argv: list[str] | None = None) -> None:
-    """`fino-tui`: the same command as `fino tui`."""
-    from fino.cli.common import tidy_help
-    from fino.cli.tui import tui
-
-    cli = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
-    cli.command(help="The FINO Lab dashboard: runs, live plots, run detail, actions and "
-                     "tuning studies (also `fino tui`).")(tui)
-    command = typer.main.get_command(cli)
-    tidy_help(command)
-    command.main(args=argv, prog_name="fino-tui")
-
-
-if __name__ == "__main__":
-    main()

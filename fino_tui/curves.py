@@ -1,5 +1,5 @@
 """Lines to draw from metric series: one per run, or one per group of seeds as the mean with its
-confidence band (the same groups and alignment as `fino plot`)."""
+confidence band (the same groups, alignment and band as `fino plot`: fino.analysis.curves)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,11 @@ from typing import Literal
 
 import numpy as np
 
-from fino.analysis.curves import align
+from fino.analysis.curves import align, band
 from fino.analysis.groups import group_runs
+from fino.metric_keys import POLICY_ENTROPY, POLICY_ENTROPY_TARGET
 from fino.store.models import ACTIVE, Run
 from fino.store.queries import Series
-
-CONFIDENCE = 0.95
-ENTROPY_KEY, TARGET_KEY = "policy/entropy", "policy/entropy_target"
 
 
 @dataclass(frozen=True)
@@ -78,23 +76,6 @@ def group_curves(runs: Sequence[Run], data: Mapping[int, Series]) -> tuple[list[
     return curves, notes
 
 
-def band(matrix: np.ndarray, confidence: float = CONFIDENCE) -> tuple[np.ndarray, np.ndarray]:
-    """Column-wise mean and Student-t half-width over the finite values (NaN where fewer than
-    two): `fino.analysis.stats.mean_ci` for every column at once."""
-    from scipy.stats import t
-
-    finite = np.isfinite(matrix)
-    n = finite.sum(axis=0)
-    filled = np.where(finite, matrix, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = filled.sum(axis=0) / n
-        squares = np.where(finite, (matrix - mean) ** 2, 0.0).sum(axis=0)
-        std = np.sqrt(squares / (n - 1))
-        half = t.ppf((1 + confidence) / 2, np.maximum(n - 1, 1)) * std / np.sqrt(n)
-    half = np.where(n >= 2, half, np.nan)
-    return mean, half
-
-
 def target_lines(runs: Sequence[Run], data: Mapping[int, Series]) -> list[Curve]:
     """The entropy target(s) of the plotted runs as flat reference lines, one per value."""
     targets = sorted({float(values[-1]) for run in runs if run.id in data
@@ -120,7 +101,8 @@ class Panel:
 
 def series_keys(keys: Sequence[str]) -> list[str]:
     """The keys to read for these panels (the entropy panel also draws its target)."""
-    return list(dict.fromkeys([*keys, *([TARGET_KEY] if ENTROPY_KEY in keys else [])]))
+    target = [POLICY_ENTROPY_TARGET] if POLICY_ENTROPY in keys else []
+    return list(dict.fromkeys([*keys, *target]))
 
 
 def make_panels(runs: Sequence[Run], data: Mapping[tuple[int, str], Series],
@@ -134,8 +116,9 @@ def make_panels(runs: Sequence[Run], data: Mapping[tuple[int, str], Series],
             curves, notes = group_curves(runs, of_key)
         else:
             curves = run_curves(runs, of_key)
-        if key == ENTROPY_KEY and curves:
-            targets = {r.id: data[(r.id, TARGET_KEY)] for r in runs if (r.id, TARGET_KEY) in data}
+        if key == POLICY_ENTROPY and curves:
+            targets = {r.id: data[(r.id, POLICY_ENTROPY_TARGET)] for r in runs
+                       if (r.id, POLICY_ENTROPY_TARGET) in data}
             curves += target_lines(runs, targets)
         if not runs:
             notes.append("no run: move the cursor to one, or select some with space")

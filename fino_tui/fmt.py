@@ -6,12 +6,17 @@ import math
 
 from rich.text import Text
 
-from fino.cli.common import STATUS_STYLE
-from fino.cli.readout import fmt_duration
+from fino.runfacts import STATUS_STYLE, fmt_duration
 from fino.store.text import printable
 from fino_tui.queries import Progress
 
-__all__ = ["fmt_duration", "number", "progress", "status", "workers"]
+__all__ = ["fmt_duration", "number", "plain", "progress", "status", "workers"]
+
+
+def plain(value: object, default: str = "-", *, multiline: bool = False) -> Text:
+    """Stored text shown literally: no markup, no emoji codes, no escape sequences."""
+    text = "" if value is None else str(value)
+    return Text(printable(text or default, multiline=multiline))
 
 
 def number(value: float | None, digits: int = 1) -> str:

@@ -14,27 +14,40 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fino.cli.readout import elapsed, total_steps, train_setting
+from fino.metric_keys import (
+    ACTOR_NOISE_SCALE,
+    EVAL_SCORE,
+    EVAL_SECONDS,
+    POLICY_BETA,
+    POLICY_ENTROPY,
+    PROGRESS_ENV_STEPS,
+    PROGRESS_ONLINE,
+    UPDATES_PER_SEC,
+)
+from fino.runfacts import elapsed, total_steps, train_setting
 from fino.store.db import Store
-from fino.store.models import Event, Metric, Run
+from fino.store.models import Event, Run, RunStatus
 from fino.store.queries import (
     Series,
     count_runs,
     downsample,
+    existing_runs,
+    heartbeating_workers,
     latest_metrics,
     list_runs,
     metric_keys,
+    recent_values,
     run_events,
+    runs_of_task,
     series,
 )
 
 # The latest value of these keys fills the table's columns.
-TABLE_KEYS = ("progress/env_steps", "progress/online", "eval/score", "policy/entropy",
-              "policy/beta", "actor/noise_scale", "eval/seconds")
-RATE_KEY = "time/updates_per_sec"  # updates per second over each log interval
+TABLE_KEYS = (PROGRESS_ENV_STEPS, PROGRESS_ONLINE, EVAL_SCORE, POLICY_ENTROPY,
+              POLICY_BETA, ACTOR_NOISE_SCALE, EVAL_SECONDS)
+RATE_KEY = UPDATES_PER_SEC  # updates per second over each log interval
 RATE_WINDOWS = 9  # the ETA's rate: the median of a running run's last intervals
 HEARTBEAT_FRESH_S = 60.0  # a worker whose runs heartbeat within this is at work (the expiry)
 SERIES_POINTS = 4_000  # held per plotted series: two points per column of a very wide plot
@@ -120,32 +133,18 @@ def read_page(store: Store, request: PageRequest, now: datetime) -> Page:
                          offset=request.offset)
         total = count_runs(session, **filters)  # type: ignore[arg-type]
         latest = latest_metrics(session, [r.id for r in runs], TABLE_KEYS)
-        rates = recent_values(session, [r.id for r in runs if r.status == "running"],
+        rates = recent_values(session, [r.id for r in runs if r.status == RunStatus.RUNNING],
                               RATE_KEY, RATE_WINDOWS)
         workers = busy_workers(session, now)
     rows = tuple(run_row(r, latest.get(r.id, {}), now, rates.get(r.id, ())) for r in runs)
     return Page(request, rows, total, workers)
 
 
-def recent_values(session: Session, run_ids: Sequence[int], key: str, count: int
-                  ) -> dict[int, list[float]]:
-    """The last `count` finite values of `key` per run (one indexed query per run)."""
-    out = {}
-    for run_id in run_ids:
-        values = session.scalars(select(Metric.value).where(
-            Metric.run_id == run_id, Metric.key == key).order_by(Metric.step.desc())
-            .limit(count)).all()
-        out[run_id] = [v for v in values if v is not None and math.isfinite(v)]
-    return out
-
-
 def busy_workers(session: Session, now: datetime,
                  fresh_s: float = HEARTBEAT_FRESH_S) -> frozenset[tuple[str, int]]:
     """(host, pid) of the workers whose running runs heartbeat recently, wherever they run."""
     since = now - timedelta(seconds=fresh_s)  # aware, as the reaper compares them
-    rows = session.execute(select(Run.worker_host, Run.worker_pid).where(
-        Run.status == "running", Run.heartbeat_at >= since).distinct()).all()
-    return frozenset((host, pid) for host, pid in rows if host and pid is not None)
+    return heartbeating_workers(session, since)
 
 
 def run_row(run: Run, latest: dict[str, tuple[int, float | None]], now: datetime,
@@ -158,17 +157,17 @@ def run_row(run: Run, latest: dict[str, tuple[int, float | None]], now: datetime
     step = max((s for s, _ in latest.values()), default=None)
     if run.status == "done" and total:
         step = total
-    online = bool(value("progress/online")) or (
+    online = bool(value(PROGRESS_ONLINE)) or (
         step is not None and step > (train_setting(run, "offline_steps") or math.inf))
     progress = Progress(step, total, online)
     spent = elapsed(run, now)
     return RunRow(
         id=run.id, name=run.name, task=run.task, algo=run.algo, seed=run.seed,
         status=run.status, tags=run.tags or "", cancel_requested=bool(run.cancel_requested),
-        pack_id=run.pack_id, progress=progress, score=value("eval/score"),
-        entropy=value("policy/entropy"), beta=value("policy/beta"),
-        noise_scale=value("actor/noise_scale"), elapsed_s=spent,
-        eta_s=eta(run.status, progress, rates, value("eval/seconds"),
+        pack_id=run.pack_id, progress=progress, score=value(EVAL_SCORE),
+        entropy=value(POLICY_ENTROPY), beta=value(POLICY_BETA),
+        noise_scale=value(ACTOR_NOISE_SCALE), elapsed_s=spent,
+        eta_s=eta(run.status, progress, rates, value(EVAL_SECONDS),
                   train_setting(run, "eval_interval")))
 
 
@@ -241,10 +240,7 @@ def runs_by_id(store: Store, run_ids: Sequence[int]) -> list[Run]:
     if not run_ids:
         return []
     with store.read() as session:
-        found = {r.id: r for r in session.scalars(select(Run).where(Run.id.in_(run_ids)))}
-        for run in found.values():
-            session.expunge(run)
-    return [found[i] for i in run_ids if i in found]
+        return existing_runs(session, run_ids)
 
 
 def keys_of(store: Store, run_ids: Sequence[int]) -> list[str]:
@@ -277,10 +273,10 @@ class RunDetail:
 def read_detail(store: Store, run_id: int) -> RunDetail | None:
     """The run, its events, latest metrics, checkpoints and log tails; None if it is gone."""
     with store.read() as session:
-        run = session.get(Run, run_id)
-        if run is None:
+        found = existing_runs(session, [run_id])
+        if not found:
             return None
-        session.expunge(run)
+        run = found[0]
         events = run_events(session, run_id)
         latest = latest_metrics(session, [run_id], metric_keys(session, [run_id])
                                 ).get(run_id, {})
@@ -329,11 +325,9 @@ def seed_group(store: Store, run_id: int, limit: int = 1_000) -> list[int]:
     from fino.analysis.groups import experiment_fields
 
     with store.read() as session:
-        run = session.get(Run, run_id)
-        if run is None:
+        found = existing_runs(session, [run_id])
+        if not found:
             return []
-        mine = experiment_fields(run)
-        candidates = session.scalars(select(Run).where(Run.task == run.task,
-                                                       Run.algo == run.algo)
-                                     .order_by(Run.id).limit(limit))
-        return [c.id for c in candidates if experiment_fields(c) == mine]
+        mine = experiment_fields(found[0])
+        candidates = runs_of_task(session, found[0].task, found[0].algo, limit)
+    return [c.id for c in candidates if experiment_fields(c) == mine]

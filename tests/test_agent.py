@@ -3,9 +3,9 @@ import io
 import pytest
 import torch
 
+from fino import metric_keys
 from fino.algo import FinoAgent
 from fino.algo.agent import (
-    INFO_KEYS,
     Batch,
     NonFiniteLoss,
     UpdateNoise,
@@ -150,7 +150,7 @@ def test_critic_loss_is_the_mean_over_critics_and_batch_with_mask_one_minus_term
     batch = random_batch(n=16)
     noise = agent.draw_update_noise(16)
     with torch.no_grad():
-        _, metrics = agent.losses(packed(batch), noise)
+        _, info = agent.losses(packed(batch), noise)
         a_next = mu(agent, batch.next_observations, one(noise).z_next).clamp(-1, 1)
         next_qs = critic(agent, batch.next_observations, a_next, target=True)
         next_q = next_qs.mean(0) if q_agg == "mean" else next_qs.min(0).values
@@ -158,17 +158,17 @@ def test_critic_loss_is_the_mean_over_critics_and_batch_with_mask_one_minus_term
         qs = critic(agent, batch.observations, batch.actions)
         # The reference's jnp.square(q - target_q).mean(): over both critics and the batch.
         loss = (((qs[0] - y) ** 2).sum() + ((qs[1] - y) ** 2).sum()) / (2 * 16)
-    info = agent.info(metrics[0])
-    assert info["critic/loss"] == pytest.approx(loss.item(), rel=1e-5)
-    assert info["critic/target_q_mean"] == pytest.approx(y.mean().item(), rel=1e-5)
+    assert info["critic/loss"][0].item() == pytest.approx(loss.item(), rel=1e-5)
+    assert info["critic/target_q_mean"][0].item() == pytest.approx(y.mean().item(), rel=1e-5)
 
 
 def test_terminated_transitions_do_not_bootstrap():
     agent = small_agent()
     b = random_batch(n=16)
     b = type(b)(b.observations, b.actions, b.rewards, b.next_observations, torch.ones(16))
-    _, metrics = agent.losses(packed(b), agent.draw_update_noise(16))
-    assert metrics[0, 4].item() == pytest.approx(b.rewards.mean().item(), rel=1e-6)
+    _, info = agent.losses(packed(b), agent.draw_update_noise(16))
+    assert info["critic/target_q_mean"][0].item() == pytest.approx(b.rewards.mean().item(),
+                                                                   rel=1e-6)
 
 
 def test_aggregate_q_mean_and_min_over_the_ensemble_axis():
@@ -198,7 +198,7 @@ def test_actor_losses_match_the_spec_for_the_same_draws():
     agent = small_agent(alpha=7.0, noise_scale=0.3)
     batch = random_batch(n=16)
     noise = agent.draw_update_noise(16)
-    _, m = agent.losses(packed(batch), noise)
+    _, info = agent.losses(packed(batch), noise)
     n = one(noise)
     with torch.no_grad():
         t, x0, x1 = n.t, n.x0, batch.actions
@@ -210,7 +210,7 @@ def test_actor_losses_match_the_spec_for_the_same_draws():
         distill = (actions - target).square().mean()
         q = critic(agent, batch.observations, actions.clamp(-1, 1)).mean(0).mean()
     keys = ("actor/bc_flow_loss", "actor/distill_loss", "actor/q_loss", "actor/loss")
-    got = {k: m[0, INFO_KEYS.index(k)].item() for k in keys}
+    got = {k: info[k][0].item() for k in keys}
     assert got["actor/bc_flow_loss"] == pytest.approx(bc.item(), rel=1e-5)
     assert got["actor/distill_loss"] == pytest.approx(distill.item(), rel=1e-5)
     assert got["actor/q_loss"] == pytest.approx(-q.item(), rel=1e-5)
@@ -229,8 +229,28 @@ def test_eta_zero_gives_the_plain_flow_matching_loss_for_the_same_draws():
         expected = (plain.bc_flow(batch.observations[None], ((1 - t) * x0 + t * x1)[None],
                                   t[None])[0] - (x1 - x0)).square().mean()
     for agent in (plain, noisy):
-        _, m = agent.losses(packed(batch), noise)
-        assert m[0, 6].item() == pytest.approx(expected.item(), rel=1e-6)
+        _, info = agent.losses(packed(batch), noise)
+        assert info["actor/bc_flow_loss"][0].item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_update_metrics_are_the_losses_info_under_their_names():
+    agent = small_agent()
+    batch = random_batch(n=16)
+    noise = agent.draw_update_noise(16)
+    critic_loss, critic_info = agent.critic_loss(packed(batch), noise)
+    actor_loss, actor_info = agent.actor_loss(packed(batch), noise)
+    assert all(k.startswith("critic/") for k in critic_info)
+    assert all(k.startswith("actor/") for k in actor_info)
+    assert critic_info["critic/loss"].item() == pytest.approx(critic_loss.item())
+    assert actor_info["actor/loss"].item() == pytest.approx(actor_loss.item())
+    info = agent.info(agent.update(batch, noise))
+    assert tuple(info) == agent.info_keys == (*critic_info, *actor_info)
+    # The loss keys other modules read (plots, the demo) are among those the agent makes.
+    assert {metric_keys.CRITIC_LOSS, metric_keys.ACTOR_LOSS, metric_keys.ACTOR_BC_FLOW_LOSS,
+            metric_keys.ACTOR_DISTILL_LOSS, metric_keys.ACTOR_Q_LOSS,
+            metric_keys.ACTOR_NOISE_SCALE} <= set(info)
+    for key, value in {**critic_info, **actor_info}.items():
+        assert info[key] == pytest.approx(value.item(), rel=1e-6), key
 
 
 def test_soft_target_update_moves_target_toward_the_critic_before_the_step():

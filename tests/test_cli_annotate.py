@@ -162,7 +162,7 @@ def test_fino_tui_is_a_command_and_the_cli_never_imports_the_ui() -> None:
 
 
 def test_fino_tui_is_typer_with_the_same_options(capsys: pytest.CaptureFixture[str]) -> None:
-    from fino_tui.app import main
+    from fino.cli.tui import main
 
     with pytest.raises(SystemExit) as exit_:
         main(["--help"])

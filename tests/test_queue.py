@@ -14,6 +14,7 @@ from sqlalchemy import func, select, text
 from typer.testing import CliRunner
 
 from fino.cli.main import app
+from fino.cli.queue import CANCEL_REFUSED, PRIORITY_REFUSED, RETRY_REFUSED, sentences
 from fino.store import queue
 from fino.store.db import Store
 from fino.store.models import Event, Metric, Run
@@ -125,7 +126,7 @@ def test_a_worker_killed_by_sigkill_leaves_a_lost_run_that_resumes_without_gaps(
     run_dir = Path(queue.get_run(store, run_id).run_dir)
     wait_for(lambda: (run_dir / "checkpoint.pt").exists(), 30, "a checkpoint")
     time.sleep(2)  # the orphaned child got SIGTERM (PDEATHSIG), checkpointed and stopped
-    assert queue.retry(store, [run_id]) == {run_id: "queued"}
+    assert queue.retry(store, [run_id]) == {run_id: queue.Change(queue.Outcome.REQUEUED)}
     second = start_worker(store.url, "--until-empty", cwd=tmp_path)
     output = second.communicate(timeout=300)[0]
     assert second.returncode == 0, output
@@ -224,8 +225,10 @@ def test_unreachable_database_is_a_clear_error(tmp_path):
 
 def test_retry_and_cancel_report_what_they_did(store, tmp_path, dataset):
     [a, b] = queue_pendulum(store, dataset, tmp_path, range(2))
-    assert queue.request_cancel(store, [a, 999]) == {a: "cancelled", 999: "unknown id"}
-    assert queue.retry(store, [a, b]) == {a: "queued", b: "is queued: not retried"}
+    assert sentences(queue.request_cancel(store, [a, 999]), CANCEL_REFUSED) == {
+        a: "cancelled", 999: "unknown id"}
+    assert sentences(queue.retry(store, [a, b]), RETRY_REFUSED) == {
+        a: "queued", b: "is queued: not retried"}
 
 
 def test_priority_reorders_the_claims_of_queued_runs_only(store, tmp_path, dataset):
@@ -234,7 +237,7 @@ def test_priority_reorders_the_claims_of_queued_runs_only(store, tmp_path, datas
                                       "--db", store.url])
     assert result.exit_code == 0 and f"run {c}: priority 5" in result.output, result.output
     assert queue.claim_next(store, host="h", pid=1).run_id == c  # the newest, but now first
-    assert queue.set_priority(store, [c, b, 999], -1) == {
+    assert sentences(queue.set_priority(store, [c, b, 999], -1), PRIORITY_REFUSED) == {
         c: "is running: only queued runs have a priority to change", b: "priority -1",
         999: "unknown id"}
     assert queue.get_run(store, c).priority == 5

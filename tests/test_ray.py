@@ -79,7 +79,7 @@ def test_cancel_ends_the_ray_task_and_a_killed_task_is_lost_then_resumes(
         assert (Path(queue.get_run(store, killed).run_dir) / "checkpoint.pt").exists()
         checkpoint = load_checkpoint(Path(queue.get_run(store, killed).run_dir)
                                      / "checkpoint.pt")["step"]
-        assert queue.retry(store, [killed]) == {killed: "queued"}
+        assert queue.retry(store, [killed]) == {killed: queue.Change(queue.Outcome.REQUEUED)}
         wait_for(lambda: max(metric_steps(store, killed, "critic/loss")) > checkpoint + 100,
                  180, "the retry to train past its checkpoint")
         queue.request_cancel(store, [killed])

@@ -44,7 +44,7 @@ def test_a_retried_run_drops_its_worker_and_timers_and_keeps_the_error_in_its_ev
     [run_id] = queue_pendulum(store, dataset, tmp_path, range(1))
     fail_attempt(store, run_id, "ValueError: bad value")
     assert elapsed(queue.get_run(store, run_id)) is not None
-    assert queue.retry(store, [run_id]) == {run_id: "queued"}
+    assert queue.retry(store, [run_id]) == {run_id: queue.Change(queue.Outcome.REQUEUED)}
     assert_fresh_in_queue(store, run_id)
     assert last_message(store, run_id) == "retry requested; last attempt: ValueError: bad value"
 

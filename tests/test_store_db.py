@@ -93,7 +93,7 @@ def test_migration_files_are_named_after_their_revision_and_head_is_the_newest()
     for revision in script.walk_revisions():
         assert Path(revision.path).stem == revision.revision
     assert script.get_heads() == [HEAD]
-    assert HEAD == "0004_pack_id"
+    assert HEAD == "0005_run_tags_machine"
     assert (MIGRATIONS / "env.py").is_file()
 
 

@@ -7,7 +7,9 @@ With `noise_scale=0` and `num_candidates=1` this is FQL.
 The maths is written once, for a *pack*: N members of one configuration whose weights carry a
 leading member axis (fino/algo/nets.py), so that one batched update trains N seeds for the
 kernel launches of one. `FinoAgent`, a single agent, is a pack of one member. Tensors carry the
-member axis first: a batch is (P, B, …), the metrics (P, len(INFO_KEYS)).
+member axis first: a batch is (P, B, …). Each loss returns `(loss, info)`, its metrics named
+where they are made; the update stacks them into one (P, len(info_keys)) tensor that stays on
+the device until a log step reads it.
 
 Loss reductions follow the reference: the BC-flow and distillation losses are means over batch
 and action dimensions (the per-task α values assume it); the critic loss is the mean over the
@@ -35,22 +37,6 @@ from fino.algo.packing import (
     check_pack_fits,
     estimate_pack_bytes,
     shared_config,
-)
-
-INFO_KEYS = (
-    "critic/loss",
-    "critic/q_mean",
-    "critic/q_max",
-    "critic/q_min",
-    "critic/target_q_mean",
-    "actor/loss",
-    "actor/bc_flow_loss",
-    "actor/distill_loss",
-    "actor/q_loss",
-    "actor/q",
-    "actor/mse",
-    "actor/noise_scale",
-    "actor/injected_noise_std",
 )
 
 # fp32 everywhere, or bf16 matmuls in the update's forward and backward passes (autocast; fp32
@@ -201,6 +187,9 @@ class AgentPack:
         self._update_count = torch.zeros((), dtype=torch.long, device=self.device)
         self.first_nonfinite = torch.full((self.size,), -1, dtype=torch.long, device=self.device)
         self._losses = torch.compile(self.losses, dynamic=False) if compile else self.losses
+        # The names of the update's metrics columns, in the order of the losses' info dicts
+        # (fixed at the first update: a captured CUDA graph's output has a fixed layout).
+        self.info_keys: tuple[str, ...] = ()
         # Acting (~25% faster compiled: fewer per-op overheads) and the entropy sampler's fixed-
         # shape chunks (~1.7x from fusion) share one compiled selection, a graph per shape/mode.
         self._select_fn = torch.compile(self.select, dynamic=False) if compile else self.select
@@ -224,28 +213,37 @@ class AgentPack:
         n = torch.stack(normals, dim=1)
         return UpdateNoise(x0=n[0], t=torch.stack(times), eps=n[1], z=n[2], z_next=n[3])
 
-    def losses(self, batch: Batch, noise: UpdateNoise) -> tuple[Tensor, Tensor]:
-        """The members' summed L_Q + L_BC + L_π and their metrics (P, len(INFO_KEYS))."""
-        cfg, h = self.config, self.settings
-        obs, actions = batch.observations, batch.actions
-
-        # §3 critic: y = r + γ (1 − terminated) agg_k Q̄_k(s', clip(μ(s', z'))).
+    def critic_loss(self, batch: Batch, noise: UpdateNoise) -> tuple[Tensor, dict[str, Tensor]]:
+        """§3 L_Q per member (P,) and its metrics: y = r + γ (1 − terminated) agg_k Q̄_k(s', a'),
+        a' = clip(μ(s', z'))."""
         with torch.no_grad():
             next_actions = self.onestep(batch.next_observations, noise.z_next).clamp(-1.0, 1.0)
             next_q = aggregate_q(self.target_critic(batch.next_observations, next_actions),
-                                 cfg.q_agg)
-            discount = _per_member(h.discount, next_q)
+                                 self.config.q_agg)
+            discount = _per_member(self.settings.discount, next_q)
             target_q = batch.rewards + discount * (1.0 - batch.terminated) * next_q
-        qs = self.critic(obs, actions)  # (P, E, B)
-        critic_loss = (qs - target_q.unsqueeze(1)).square().mean(dim=(1, 2))
+        qs = self.critic(batch.observations, batch.actions)  # (P, E, B)
+        loss = (qs - target_q.unsqueeze(1)).square().mean(dim=(1, 2))
+        with torch.no_grad():
+            info = {
+                "critic/loss": loss.detach(),
+                "critic/q_mean": qs.mean((1, 2)),
+                "critic/q_max": qs.amax((1, 2)),
+                "critic/q_min": qs.amin((1, 2)),
+                "critic/target_q_mean": target_q.mean(1),
+            }
+        return loss, info
 
-        # §1 BC flow with injected noise.
+    def actor_loss(self, batch: Batch, noise: UpdateNoise) -> tuple[Tensor, dict[str, Tensor]]:
+        """§1 + §2 L_BC + L_π per member (P,) and its metrics: the BC flow with injected noise,
+        and α · distillation of the Euler-integrated flow into the one-step policy − Q."""
+        cfg, h = self.config, self.settings
+        obs, actions = batch.observations, batch.actions
         x_t, velocity_target = flow_matching_pair(
             noise.x0, actions, noise.t, noise.eps, _per_member(h.noise_scale, actions),
             cfg.noise_schedule)
         bc_flow_loss = (self.bc_flow(obs, x_t, noise.t) - velocity_target).square().mean((1, 2))
 
-        # §2 one-step policy: α · distillation to the Euler-integrated flow − Q.
         with torch.no_grad():
             flow_actions = euler_sample(self.bc_flow, obs, noise.z, cfg.flow_steps)
         actor_actions = self.onestep(obs, noise.z)
@@ -255,16 +253,32 @@ class AgentPack:
         q_loss = -q_pi.mean(dim=1)
         if cfg.normalize_q_loss:
             q_loss = q_loss / q_pi.abs().mean(dim=1).detach()
-        actor_loss = bc_flow_loss + h.alpha * distill_loss + q_loss
-
+        loss = bc_flow_loss + h.alpha * distill_loss + q_loss
         with torch.no_grad():
-            metrics = torch.stack([m.float() for m in (
-                critic_loss, qs.mean((1, 2)), qs.amax((1, 2)), qs.amin((1, 2)),
-                target_q.mean(1), actor_loss, bc_flow_loss, distill_loss, q_loss,
-                q_pi.mean(1), (clipped - actions).square().mean((1, 2)), h.noise_scale,
-                self._injected_noise_std(noise.t),
-            )], dim=1)
-        return (critic_loss + actor_loss).sum(), metrics
+            info = {
+                "actor/loss": loss.detach(),
+                "actor/bc_flow_loss": bc_flow_loss.detach(),
+                "actor/distill_loss": distill_loss.detach(),
+                "actor/q_loss": q_loss.detach(),
+                "actor/q": q_pi.mean(1),
+                "actor/mse": (clipped - actions).square().mean((1, 2)),
+                "actor/noise_scale": h.noise_scale,
+                "actor/injected_noise_std": self._injected_noise_std(noise.t),
+            }
+        return loss, info
+
+    def losses(self, batch: Batch, noise: UpdateNoise) -> tuple[Tensor, dict[str, Tensor]]:
+        """The members' summed L_Q + L_BC + L_π and their named metrics, each of shape (P,)."""
+        critic_loss, critic_info = self.critic_loss(batch, noise)
+        actor_loss, actor_info = self.actor_loss(batch, noise)
+        return (critic_loss + actor_loss).sum(), {**critic_info, **actor_info}
+
+    @torch.no_grad()
+    def stack_info(self, info: dict[str, Tensor]) -> Tensor:
+        """The losses' named (P,) metrics as one (P, len(info_keys)) float32 tensor."""
+        if not self.info_keys:
+            self.info_keys = tuple(info)
+        return torch.stack([info[key].float() for key in self.info_keys], dim=1)
 
     def _injected_noise_std(self, t: Tensor) -> Tensor:
         """Mean σ(t) over the batch, per member (P,)."""
@@ -278,7 +292,7 @@ class AgentPack:
     def update(self, batch: Batch, noise: UpdateNoise | None = None) -> Tensor:
         """One Adam step on every member's L_Q + L_BC + L_π and the soft target update.
 
-        Returns the metrics (P, len(INFO_KEYS)) on the device without reading them (no host
+        Returns the metrics (P, len(info_keys)) on the device without reading them (no host
         sync); under CUDA graphs the tensor is overwritten by the next update, so read or copy
         it before then. Non-finite losses are recorded on the device: `check_finite` reads them.
         """
@@ -296,7 +310,8 @@ class AgentPack:
     def step(self, batch: Batch, noise: UpdateNoise) -> Tensor:
         """The update itself on device tensors (what a CUDA graph captures)."""
         with torch.autocast(self.device.type, torch.bfloat16, enabled=self.precision == "bf16"):
-            loss, metrics = self._losses(batch, noise)
+            loss, info = self._losses(batch, noise)
+        metrics = self.stack_info(info)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         # The target moves toward the critic as it was before this step (the reference's
@@ -336,7 +351,7 @@ class AgentPack:
 
     def infos(self, metrics: Tensor) -> list[dict[str, float]]:
         """The metrics of an update as one dict per member (reads the device)."""
-        return [dict(zip(INFO_KEYS, row, strict=True)) for row in metrics.tolist()]
+        return [dict(zip(self.info_keys, row, strict=True)) for row in metrics.tolist()]
 
     # ---- §1 sampling the BC flow ---------------------------------------------------------------
 
@@ -589,14 +604,14 @@ class FinoAgent(AgentPack):
         return self.generators[0]
 
     def update(self, batch: Batch, noise: UpdateNoise | None = None) -> Tensor:
-        """One update on a batch (B, …); returns the metrics row (len(INFO_KEYS),) unread.
+        """One update on a batch (B, …); returns the metrics row (len(info_keys),) unread.
         `noise` is packed, (1, B, …), as `draw_update_noise` returns it."""
         packed = Batch(*(t.unsqueeze(0) for t in batch.__dict__.values()))
         return super().update(packed, noise)[0]
 
     def info(self, metrics: Tensor) -> dict[str, float]:
         """A metrics row as a dict (reads the device)."""
-        return dict(zip(INFO_KEYS, metrics.reshape(-1).tolist(), strict=True))
+        return dict(zip(self.info_keys, metrics.reshape(-1).tolist(), strict=True))
 
     def check_finite(self, metrics: Tensor | None = None) -> None:
         super().check_finite(None if metrics is None else metrics.reshape(1, -1))

@@ -5,12 +5,21 @@ from __future__ import annotations
 import zipfile
 import zlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-import gymnasium
 import numpy as np
+
+# TaskConfig and TaskError live in the leaf `fino.config` (no environment library); re-exported.
+from fino.config import TaskConfig, TaskError
+
+if TYPE_CHECKING:
+    import gymnasium
+
+__all__ = ["DATASET_KEYS", "NPZ_READ_ERRORS", "Backend", "Dataset", "DatasetMissingError",
+           "Task", "TaskConfig", "TaskError", "TaskSpec", "error_text", "npz_problem",
+           "validate_dataset"]
 
 Dataset = dict[str, np.ndarray]
 """Offline transitions: observations, actions, rewards, terminals, masks, next_observations."""
@@ -22,67 +31,8 @@ NPZ_READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error
 its array is read (zlib.error, BadZipFile's CRC check); object arrays are refused (ValueError)."""
 
 
-class TaskError(ValueError):
-    """A task name, option or dataset that cannot be used; the message says what to do."""
-
-
 class DatasetMissingError(TaskError, FileNotFoundError):
     """The task's offline dataset is not on disk; the message names the file and the fetch."""
-
-
-@dataclass(frozen=True)
-class TaskConfig:
-    """Which task to load and how (the `[task]` table of a run config)."""
-
-    name: str
-    backend: str = "auto"  # ogbench | minari | gymnasium | auto (infer from the name)
-    task_id: int | None = None  # OGBench singletask 1..5 (overrides the alias's default task)
-    dataset_dir: str | None = None  # OGBench: default ~/.ogbench/data
-    dataset: str | None = None  # gymnasium backend: an OGBench-format .npz path or a Minari id
-    success_timing: Literal["pre", "post"] = "pre"  # OGBench >= 1.2: "pre"; the paper's 1.1: "post"
-    options: Mapping[str, Any] = field(default_factory=dict)  # backend-specific extras
-
-    def __post_init__(self) -> None:
-        if not self.name:
-            raise TaskError("task name is empty")
-        if not isinstance(self.name, str):
-            raise TaskError(f"task name {self.name!r}: expected a task name or alias, e.g. "
-                            "cube-single")
-        for key in ("backend", "dataset_dir", "dataset"):
-            value = getattr(self, key)
-            if not (isinstance(value, str) or (value is None and key != "backend")):
-                raise TaskError(f"{key}={value!r}: expected a string")
-        task_id = self.task_id
-        if task_id is not None and (isinstance(task_id, bool) or not isinstance(task_id, int)
-                                    or not 1 <= task_id <= 5):
-            raise TaskError(f"task_id={task_id!r}: expected an integer 1..5 (the OGBench "
-                            "singletask id)")
-        if self.success_timing not in ("pre", "post"):
-            raise TaskError(f"success_timing={self.success_timing!r}: allowed 'pre' or 'post'")
-        _check_options(self.options)
-
-
-def _check_options(options: Any) -> None:
-    """Options are a table of named plain values, stored with the run's config as JSON (the
-    backend checks which names it takes)."""
-    if not isinstance(options, Mapping):
-        raise TaskError(f"options={options!r}: expected a table of backend options, e.g. "
-                        "{reward_scale = 1.0}")
-    for key, value in options.items():
-        if not isinstance(key, str) or not _plain(value):
-            raise TaskError(f"options.{key}={value!r}: expected a number, string, boolean, or a "
-                            "list or table of them")
-
-
-def _plain(value: Any) -> bool:
-    """A value JSON stores as it is (TOML's dates and times are not)."""
-    if isinstance(value, str | int | float | bool):
-        return True
-    if isinstance(value, list | tuple):
-        return all(_plain(v) for v in value)
-    if isinstance(value, Mapping):
-        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
-    return False
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,12 @@ from rich.markup import escape
 from rich.text import Text
 from typer.core import TyperGroup
 
+from fino.runfacts import STATUS_STYLE  # shared with the dashboard
 from fino.store.text import TagError, check_tags, printable
 
 err_console = Console(stderr=True)
 DEBUG = False  # set by `fino --debug`
 OPENED_URL: str | None = None  # the database the command opened, named in database errors
-STATUS_STYLE = {"queued": "cyan", "running": "bold yellow", "done": "green", "failed": "red",
-                "cancelled": "magenta", "lost": "bold red", "pruned": "dim"}
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

@@ -39,17 +39,14 @@ def complete_run_id(ctx: Any, incomplete: str) -> list[tuple[str, str]]:
     """(id, name) of the newest runs of the store (--db if already typed, else $FINO_DB_URL or
     ./experiments.db), read only: a database that does not exist is not created."""
     try:
-        from sqlalchemy import select
-
         from fino.store.db import Store
-        from fino.store.models import Run
+        from fino.store.queries import newest_names
 
         params = getattr(ctx, "params", None) or {}
         store = Store(params.get("db"), create=False)
         try:
             with store.read() as session:
-                rows = session.execute(select(Run.id, Run.name).order_by(Run.id.desc())
-                                       .limit(RUN_IDS_SHOWN)).all()
+                rows = newest_names(session, RUN_IDS_SHOWN)
         finally:
             store.dispose()
         return [(str(i), name) for i, name in rows if str(i).startswith(incomplete)]

@@ -14,12 +14,20 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from fino.backends.base import TaskConfig, TaskError
 from fino.backends.ogbench import dataset_files, parse_name
 from fino.cli.common import fail, open_store
 from fino.cli.complete import complete_preset, complete_task
 from fino.cli.options import DbOption
 from fino.cli.readout import fmt_duration
+from fino.config import TaskConfig, TaskError
+from fino.metric_keys import (
+    CRITIC_LOSS,
+    EVAL_RETURN,
+    EVAL_SCORE,
+    POLICY_ENTROPY,
+    PROGRESS_ONLINE,
+    UPDATES_PER_SEC,
+)
 from fino.train.presets import build_run_config
 
 console = Console(stderr=True)
@@ -61,24 +69,20 @@ class DemoProgress:
         if not force and time.monotonic() < self._next:
             return
         self._next = time.monotonic() + 2.0
-        from sqlalchemy import select
-
-        from fino.store.models import Event, Run
-        from fino.store.queries import latest_metrics
+        from fino.store.queries import event_kinds, latest_metrics, statuses
 
         ids = list(self.run_ids.values())
-        keys = ("critic/loss", "eval/score", "progress/online", "time/updates_per_sec")
+        keys = (CRITIC_LOSS, EVAL_SCORE, PROGRESS_ONLINE, UPDATES_PER_SEC)
         with self.store.read() as session:
             latest = latest_metrics(session, ids, keys)
-            status = dict(session.execute(select(Run.id, Run.status).where(Run.id.in_(ids))).all())
-            events = set(session.execute(select(Event.run_id, Event.kind).where(
-                Event.run_id.in_(ids), Event.kind.in_(("started", "compiling")))).all())
+            status = statuses(session, ids)
+            events = event_kinds(session, ids, ("started", "compiling"))
         for algo, run_id in self.run_ids.items():
             got = latest.get(run_id, {})
             step = max((s for s, _ in got.values()), default=0)
-            score = got.get("eval/score", (0, None))[1]
+            score = got.get(EVAL_SCORE, (0, None))[1]
             phase = demo_phase(status.get(run_id, "?"), got, {k for i, k in events if i == run_id})
-            rate = got.get("time/updates_per_sec", (0, None))[1]
+            rate = got.get(UPDATES_PER_SEC, (0, None))[1]
             self.bar.update(self.bars[algo], completed=step, phase=phase,
                             score="-" if score is None else f"{score:.0f}%",
                             eta=eta_text(self.total - step, rate, phase))
@@ -92,11 +96,11 @@ def demo_phase(status: str, latest: dict[str, tuple[int, float | None]], events:
         return status
     if "started" not in events:
         return "loading the task"
-    if "eval/score" not in latest:
+    if EVAL_SCORE not in latest:
         return "evaluating at step 0"
-    if "critic/loss" not in latest:
+    if CRITIC_LOSS not in latest:
         return "compiling" if "compiling" in events else "training"
-    online = latest.get("progress/online", (0, 0.0))[1]
+    online = latest.get(PROGRESS_ONLINE, (0, 0.0))[1]
     return "online" if online else "offline"
 
 
@@ -164,7 +168,7 @@ def demo(
         raise typer.Exit(1)
     spec = [str(i) for i in ids]
     report(spec, db=db)
-    plot(spec, key=["eval/score", "policy/entropy", "eval/return"], out=out,
+    plot(spec, key=[EVAL_SCORE, POLICY_ENTROPY, EVAL_RETURN], out=out,
          title=f"FINO vs FQL on {name} (seed {seed}, preset {preset})", db=db)
     console.print("One seed is a demonstration, not evidence: rank methods over several seeds "
                   f"(fino queue add --task {task} --preset {preset} --seeds 0-4 ...).")

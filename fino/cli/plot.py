@@ -10,10 +10,11 @@ import numpy as np
 import typer
 from rich.console import Console
 
-from fino.analysis.curves import align, band
+from fino.analysis.curves import STEP_LABEL, mark_offline_end, plot_curve
 from fino.cli.common import fail, plain
 from fino.cli.options import DbOption, RunIdsArg
 from fino.cli.readout import check_key, read_store, train_setting, user_errors
+from fino.metric_keys import EVAL_SCORE
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -55,7 +56,7 @@ def plot(
     from fino.analysis.groups import group_runs
     from fino.store.queries import get_runs, metric_keys, resolve_run_ids, series, series_many
 
-    keys = list(dict.fromkeys(key or ["eval/score"]))
+    keys = list(dict.fromkeys(key or [EVAL_SCORE]))
     if not 0 < confidence < 1:
         fail(f"--confidence {confidence}: must be between 0 and 1, e.g. 0.95")
     if profile and len(keys) > 1:
@@ -105,13 +106,13 @@ def plot(
                     if len(steps):
                         ax.plot(steps, values, linewidth=1.2,
                                 label=f"{label} s{run.seed} (#{run.id})")
-        if len(offline) == 1 and None not in offline:
-            ax.axvline(next(iter(offline)), color="grey", linestyle="--", linewidth=1)
+        if len(offline) == 1:
+            mark_offline_end(ax, next(iter(offline)))
         ax.set_ylabel(k)
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize="small")
-    axes[-1, 0].set_xlabel("step (offline updates, then online env steps)")
+    axes[-1, 0].set_xlabel(STEP_LABEL)
     fig.suptitle(title or ", ".join(tasks))
     _save(fig, out, notes)
 
@@ -152,7 +153,7 @@ def _profile_figure(groups: list[Group], data: dict[int, Series], key: str, conf
         fail(f"no selected run has a finite {key} to profile")
     pooled = [v for by_task in finals.values() for scores in by_task.values() for v in scores]
     low, high = min(pooled), max(pooled)
-    if key == "eval/score":  # success rates: the whole 0-100% range
+    if key == EVAL_SCORE:  # success rates: the whole 0-100% range
         low, high = min(low, 0.0), max(high, 100.0)
     thresholds = np.linspace(low, high if high > low else low + 1, 101)
     fig, ax = plt.subplots(figsize=(8, 4.8))
@@ -184,15 +185,9 @@ def _plot_group(ax: Axes, group: Group, data: dict[int, Series], label: str,
     if not runs:
         return None  # no run of this group logged the key: nothing to draw, nothing to say
     curves = [data[r.id] for r in runs]
-    aligned = align(curves)
-    if aligned is None:
+    steps = plot_curve(ax, curves, f"{label} (n={len(curves)})", confidence, linewidth=1.8)
+    if steps is None:
         return f"{label}: its runs share no steps, not drawn (try --no-group)"
-    steps, matrix = aligned
-    mean, half = band(matrix, confidence)
-    (line,) = ax.plot(steps, mean, linewidth=1.8, label=f"{label} (n={len(curves)})")
-    if len(curves) > 1:
-        ax.fill_between(steps, mean - half, mean + half, color=line.get_color(), alpha=0.2,
-                        linewidth=0)
     last = max(c[0][-1] for c in curves)
     if steps[-1] < last:
         ends = [f"#{r.id}" for r, c in zip(runs, curves, strict=True) if c[0][-1] <= steps[-1]]

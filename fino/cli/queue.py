@@ -25,8 +25,9 @@ from fino.cli.complete import complete_preset, complete_task
 from fino.cli.options import DbOption, RunIdArg, RunIdsArg
 
 if TYPE_CHECKING:
+    from fino.config import RunConfig
     from fino.store.db import Store
-    from fino.train.config import RunConfig
+    from fino.store.queue import Change
 
 queue_app = typer.Typer(help="The run queue: add, list, show, cancel, retry, priority, rm, reap.",
                         no_args_is_help=True)
@@ -106,7 +107,7 @@ def add(
 
     Example: fino queue add --task cube-double --preset quick --algo fql --seeds 0-4 --tag sweep
     """
-    from fino.backends.base import TaskConfig, TaskError
+    from fino.config import TaskConfig, TaskError
     from fino.sinks import check_sinks
     from fino.store.queue import add_runs
     from fino.train.presets import build_run_config
@@ -179,8 +180,8 @@ def after_offline(store: Store, configs: list[RunConfig], sources: list[int]
 def check_dataset(config: RunConfig, allow_missing: bool) -> str | None:
     """Why the task's dataset is not on this machine (None: it is); refused in one line
     saying how to get it, unless the queue is served elsewhere (--allow-missing-data)."""
-    from fino.backends.base import TaskError
     from fino.backends.registry import missing_dataset
+    from fino.config import TaskError
 
     try:
         missing = missing_dataset(config.task)
@@ -228,18 +229,16 @@ def list_(
 
     Example: fino queue list --status failed --status lost
     """
-    from sqlalchemy import select
+    from fino.store.models import ACTIVE, STATUSES
+    from fino.store.queries import claim_order
 
-    from fino.store.models import STATUSES, Run
-
-    wanted = status or ["queued", "running"]
+    wanted = status or list(ACTIVE)
     bad = [s for s in wanted if s not in STATUSES]
     if bad:
         fail(f"unknown status {bad}; known: {', '.join(STATUSES)}")
     store = open_store(db, create=False)
     with store.read() as session:
-        rows = session.execute(select(Run).where(Run.status.in_(wanted))
-                               .order_by(Run.priority.desc(), Run.id).limit(limit)).scalars().all()
+        rows = claim_order(session, wanted, limit)
         packed = any(run.pack_id for run in rows)  # a pack column only where runs share packs
         table = Table(title=f"queue ({', '.join(wanted)})")
         for column in ("id", "name", "status", "priority", "attempts", "worker",
@@ -265,10 +264,38 @@ def show(run_id: RunIdArg, db: DbOption = None) -> None:
     runs_show(run_id, db=db)
 
 
-def _report(outcome: dict[int, str]) -> None:
-    for run_id, what in outcome.items():
+# How each command says that a run's status does not allow it.
+CANCEL_REFUSED = "already {}"
+RETRY_REFUSED = "is {}: not retried"
+PRIORITY_REFUSED = "is {}: only queued runs have a priority to change"
+
+
+def sentence(change: Change, refused: str = "is {}") -> str:
+    """What a queue operation did to one run, in words ('priority 3', 'is done: not retried');
+    `refused` holds the place of the status of a run the operation does not apply to."""
+    from fino.store.queue import Outcome
+
+    tags = ",".join(change.tags) or "none"
+    match change.outcome:
+        case Outcome.REFUSED:
+            return refused.format(change.status)
+        case Outcome.REPRIORITISED:
+            return f"priority {change.priority}"
+        case Outcome.RETAGGED:
+            return f"tags {tags}"
+        case Outcome.UNCHANGED:
+            return f"tags unchanged ({tags})"
+    return change.outcome.value
+
+
+def sentences(outcome: dict[int, Change], refused: str = "is {}") -> dict[int, str]:
+    return {run_id: sentence(change, refused) for run_id, change in outcome.items()}
+
+
+def _report(outcome: dict[int, Change], refused: str) -> None:
+    for run_id, what in sentences(outcome, refused).items():
         console.print(f"run {run_id}: {shown(what)}")
-    if any(w.startswith(("unknown", "already", "is ")) for w in outcome.values()):
+    if any(change.failed for change in outcome.values()):
         raise typer.Exit(1)
 
 
@@ -284,7 +311,7 @@ def cancel(ids: RunIdsArg,
     """
     from fino.store.queue import request_cancel
 
-    _report(request_cancel(open_store(db, create=False), parse_ids(ids)))
+    _report(request_cancel(open_store(db, create=False), parse_ids(ids)), CANCEL_REFUSED)
 
 
 @queue_app.command("retry")
@@ -296,7 +323,7 @@ def retry(ids: RunIdsArg,
     """
     from fino.store.queue import retry as retry_runs
 
-    _report(retry_runs(open_store(db, create=False), parse_ids(ids)))
+    _report(retry_runs(open_store(db, create=False), parse_ids(ids)), RETRY_REFUSED)
 
 
 @queue_app.command("priority")
@@ -315,7 +342,7 @@ def priority(
     from fino.store.queue import set_priority
 
     check_priority(to, "--to")
-    _report(set_priority(open_store(db, create=False), parse_ids(ids), to))
+    _report(set_priority(open_store(db, create=False), parse_ids(ids), to), PRIORITY_REFUSED)
 
 
 @queue_app.command("rm")

@@ -31,6 +31,7 @@ from fino.cli.readout import (
     train_setting,
     user_errors,
 )
+from fino.metric_keys import EVAL_SCORE
 
 if TYPE_CHECKING:
     from fino.analysis.robust import Interval
@@ -52,7 +53,7 @@ def report(
     algo: AlgoOption = None,
     tag: TagOption = None,
     study: StudyOption = None,
-    key: KeyOption = "eval/score",
+    key: KeyOption = EVAL_SCORE,
     confidence: Annotated[float, typer.Option(help="Confidence level of the interval.")
                           ] = 0.95,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")

@@ -18,13 +18,20 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from fino.algo.config import ConfigError
-from fino.backends.base import TaskConfig, TaskError
 from fino.cli.common import fail, say_task_resolution
 from fino.cli.complete import complete_preset, complete_task
+from fino.config import CONFIG_NAME, RunConfig, TaskConfig, TaskError
+from fino.metric_keys import (
+    EVAL_LENGTH,
+    EVAL_RETURN,
+    EVAL_SCORE,
+    POLICY_BETA,
+    POLICY_ENTROPY,
+    PROGRESS_ONLINE,
+)
 from fino.sinks import LoggerGroup, check_sinks, make_sinks
 from fino.store.db import StoreError
 from fino.train.checkpoint import CHECKPOINT_NAME, CheckpointError
-from fino.train.config import CONFIG_NAME, RunConfig
 from fino.train.errors import RunDisowned, TrainingDiverged
 from fino.train.presets import build_run_config
 
@@ -149,11 +156,11 @@ def summary_table(summary: RunSummary, config: RunConfig, run_dir: Path) -> Tabl
     for column in ("step", "phase", "score", "return", "length", "entropy", "beta"):
         table.add_column(column, justify="right")
     for e in summary.evaluations:
-        phase = "online" if e.get("progress/online") else "offline"
-        table.add_row(f"{e['step']:,}", phase, f"{e['eval/score']:.1f}",
-                      f"{e['eval/return']:.1f}", f"{e['eval/length']:.0f}",
-                      f"{e.get('policy/entropy', float('nan')):.2f}",
-                      f"{e.get('policy/beta', float('nan')):.2f}")
+        phase = "online" if e.get(PROGRESS_ONLINE) else "offline"
+        table.add_row(f"{e['step']:,}", phase, f"{e[EVAL_SCORE]:.1f}",
+                      f"{e[EVAL_RETURN]:.1f}", f"{e[EVAL_LENGTH]:.0f}",
+                      f"{e.get(POLICY_ENTROPY, float('nan')):.2f}",
+                      f"{e.get(POLICY_BETA, float('nan')):.2f}")
     table.caption = (f"{summary.status} in {summary.wall_time / 60:.1f} min; offline score "
                      f"{_fmt(summary.offline_score)} -> final {_fmt(summary.final_score)}; "
                      f"files in {run_dir}")

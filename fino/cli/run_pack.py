@@ -26,9 +26,9 @@ from fino.sinks import LoggerGroup, make_sinks
 from fino.train.errors import RunDisowned, TrainingDiverged
 
 if TYPE_CHECKING:
+    from fino.config import RunConfig
     from fino.store.db import Store
     from fino.store.lease import LeaseWatch
-    from fino.train.config import RunConfig
 
 console = Console(stderr=True)
 DONE, FAILED, DISOWNED, INTERRUPTED = 0, 1, 75, 130  # a single run's exit codes
@@ -83,9 +83,9 @@ def _members(store: Store, run_ids: list[int],
              outcomes: dict[int, dict[str, object]]) -> list[Member]:
     """The runs with their configs, folders and running lease watches; a member whose attempt
     no longer holds its run is left out (disowned) before anything is read or written."""
+    from fino.config import RunConfig
     from fino.store.lease import watch_from_env
     from fino.store.queue import QueueError, get_run
-    from fino.train.config import RunConfig
 
     if len(set(run_ids)) != len(run_ids):
         raise ConfigError(f"--run-id given twice in {run_ids}")
@@ -138,12 +138,13 @@ def _one_step(store: Store, members: list[Member],
 def _release(store: Store, m: Member, outcomes: dict[int, dict[str, object]],
              why: str, code: int = RELEASED) -> None:
     """Back to the queue as it was claimed (its attempt not counted)."""
-    from fino.store.models import Run
+    from fino.store.models import Run, RunStatus
     from fino.store.queue import transition
 
     if m.watch is not None:
         m.watch.stop()
-        transition(store, m.run_id, ("running",), "queued", token=m.watch.lease.token,
+        transition(store, m.run_id, (RunStatus.RUNNING,), RunStatus.QUEUED,
+                   token=m.watch.lease.token,
                    message=f"released by its pack: {why}", attempts=Run.attempts - 1)
     outcomes[m.run_id] = {"code": code, "error": why}
 

@@ -39,13 +39,14 @@ from fino.cli.readout import (
     train_setting,
     user_errors,
 )
+from fino.metric_keys import EVAL_SCORE, POLICY_BETA, POLICY_ENTROPY, PROGRESS_ENV_STEPS
 from fino.store.text import printable
 
 runs_app = typer.Typer(help="Inspect and annotate runs: list, show, compare, tag, rename, note.",
                        no_args_is_help=True, add_completion=False)
 
 # Written at every log interval, evaluation or episode: their newest step is the run's step.
-PROGRESS_KEYS = ("progress/env_steps", "eval/score", "policy/entropy", "policy/beta")
+PROGRESS_KEYS = (PROGRESS_ENV_STEPS, EVAL_SCORE, POLICY_ENTROPY, POLICY_BETA)
 NARROW = 120  # terminal columns below which `runs list` leaves out task and start time
 KEY_SETTINGS = (
     "train.offline_steps", "train.online_steps", "train.eval_interval", "train.eval_episodes",
@@ -112,9 +113,9 @@ def list_(
                  "algo": plain(run.algo), "seed": str(run.seed),
                  "status": styled_status(run.status), "pack": plain(run.pack_id),
                  "progress": _progress(run, values),
-                 "score": fmt_num(_value(values, "eval/score")),
-                 "entropy": fmt_num(_value(values, "policy/entropy"), 2),
-                 "β": fmt_num(_value(values, "policy/beta"), 2),
+                 "score": fmt_num(_value(values, EVAL_SCORE)),
+                 "entropy": fmt_num(_value(values, POLICY_ENTROPY), 2),
+                 "β": fmt_num(_value(values, POLICY_BETA), 2),
                  "started": fmt_time(run.started_at)[5:16] if run.started_at else "-",
                  "elapsed": fmt_duration(elapsed(run))}
         table.add_row(*(cells[name] for name, _ in columns if name not in hidden))
@@ -174,7 +175,7 @@ def show(
         events = run_events(session, run_id)
         keys = metric_keys(session, [run_id])
         latest = latest_metrics(session, [run_id], keys).get(run_id, {})
-        scores = offline_and_final(zip(*series(session, run_id, "eval/score"), strict=True),
+        scores = offline_and_final(zip(*series(session, run_id, EVAL_SCORE), strict=True),
                                    train_setting(run, "offline_steps"))
     console = Console()
     info = Table.grid(padding=(0, 2))
@@ -235,7 +236,7 @@ def show(
 @runs_app.command("compare")
 def compare(
     ids: RunIdsArg,
-    key: KeyOption = "eval/score",
+    key: KeyOption = EVAL_SCORE,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")
                        ] = False,
     db: DbOption = None,
@@ -330,6 +331,7 @@ def tag(
 
     Example: fino runs tag 3-7 --add paper --remove draft
     """
+    from fino.cli.queue import sentences
     from fino.store.queue import QueueError, change_tags
 
     if not add and not remove:
@@ -340,9 +342,9 @@ def tag(
         outcome = change_tags(store, parse_ids(ids), added, removed)
     except QueueError as exc:
         fail(str(exc))
-    for run_id, what in outcome.items():
+    for run_id, what in sentences(outcome).items():
         typer.echo(printable(f"run {run_id}: {what}"))
-    if any(what == "unknown id" for what in outcome.values()):
+    if any(change.failed for change in outcome.values()):
         raise typer.Exit(1)
 
 

@@ -12,9 +12,9 @@ from fino.cli.common import fail, open_store
 from fino.cli.options import DbOption
 
 if TYPE_CHECKING:
+    from fino.config import RunConfig
     from fino.store.db import Store
     from fino.study.plan import Plan
-    from fino.train.config import RunConfig
 
 study_app = typer.Typer(help="The reproduction study: queue its runs, report the results.",
                         no_args_is_help=True)

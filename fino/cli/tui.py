@@ -7,12 +7,13 @@ from typing import Annotated
 
 import typer
 
-from fino.cli.common import fail
+from fino.cli.common import fail, open_store, tidy_help
 from fino.cli.options import DbOption
 from fino.cli.tune import OptunaStorageOption
+from fino.runfacts import REFRESH_S
 from fino.tune import DEFAULT_STORAGE
 
-REFRESH_S = 2.0
+__all__ = ["REFRESH_S", "main", "tui"]
 
 
 def tui(
@@ -31,4 +32,20 @@ def tui(
         fail(f"--refresh {refresh:g}: must be more than 0 seconds")
     from fino_tui.app import run_dashboard
 
-    run_dashboard(db, refresh=refresh, light=light, optuna_storage=optuna_storage)
+    # Opened for reading: a SQLite file that does not exist is one red line, not a new database.
+    run_dashboard(open_store(db, create=False), refresh=refresh, light=light,
+                  optuna_storage=optuna_storage)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`fino-tui`: the same command as `fino tui`."""
+    cli = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
+    cli.command(help="The FINO Lab dashboard: runs, live plots, run detail, actions and "
+                     "tuning studies (also `fino tui`).")(tui)
+    command = typer.main.get_command(cli)
+    tidy_help(command)
+    command.main(args=argv, prog_name="fino-tui")
+
+
+if __name__ == "__main__":
+    main()

@@ -136,7 +136,7 @@ def tune(
         return
     if task is None:
         fail(f"--task is required, e.g. `{EXAMPLE}` (or `fino tune show` / `fino tune export`)")
-    from fino.backends.base import TaskConfig, TaskError
+    from fino.config import TaskConfig, TaskError
     from fino.train.presets import build_run_config
     from fino.tune.budget import study_budget
     from fino.tune.space import SpaceError, default_space, load_space

@@ -27,16 +27,15 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Literal
 
-from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from fino.launch.executor import LOST, Executor
 from fino.launch.packs import FIT_ENV, REFUSED, RELEASED, RESULT_ENV, read_outcome
 from fino.launch.threads import child_thread_env
-from fino.store import queue
+from fino.store import queries, queue
 from fino.store.db import Store
 from fino.store.lease import Lease
-from fino.store.models import Run
+from fino.store.models import Run, RunStatus
 from fino.train.packable import packable
 
 AUTO_PACK_CUDA = 32  # `--pack auto` on a CUDA machine: claim up to this many, fitted to memory
@@ -286,7 +285,8 @@ class Worker:
                 first.id, child_command([r.id for r in runs], self.sinks), env, log_path)
         except Exception as exc:
             for run, token in zip(runs, tokens, strict=True):
-                queue.transition(self.store, run.id, ("running",), "failed", token=token,
+                queue.transition(self.store, run.id, (RunStatus.RUNNING,), RunStatus.FAILED,
+                                 token=token,
                                  message="could not start",
                                  error=f"{type(exc).__name__}: {exc}")
             self.log(f"run(s) {' '.join(str(r.id) for r in runs)}: could not start: {exc}")
@@ -377,40 +377,41 @@ class Worker:
                 if code != INTERRUPTED:  # it ended on its own: a stop request changes nothing
                     a.stop_reason = None
 
-        def move(expected: tuple[str, ...], new: str, **values: Any) -> bool:
+        def move(expected: tuple[RunStatus, ...], new: RunStatus, **values: Any) -> bool:
             return queue.transition(self.store, run_id, expected, new, token=a.token, **values)
 
         if a.stop_reason == "cancelled":
-            ok = move(("running",), "cancelled", exit_code=code,
+            ok = move((RunStatus.RUNNING,), RunStatus.CANCELLED, exit_code=code,
                       message=f"stopped on request (exit code {code})")
             status = "cancelled"
         elif a.stop_reason == "requeue" or code == EXIT_DISOWNED:
             why = ("worker stopped" if a.stop_reason == "requeue"
                    else "the run's lease ran out before its heartbeat was renewed")
-            ok = move(("running",), "queued",
+            ok = move((RunStatus.RUNNING,), RunStatus.QUEUED,
                       message=f"{why} (exit code {code}); requeued (resumes from its checkpoint)")
             status = "queued"
         elif code == LOST:
             lost = ("its pack's process died before the member finished" if a.pack_id
                     else "the executor lost the run (its task or node died)")
-            ok = move(("running",), "lost", message=lost, error=lost)
+            ok = move((RunStatus.RUNNING,), RunStatus.LOST, message=lost, error=lost)
             status = "lost"
             if ok and a.attempts < a.max_attempts:
-                move(("lost",), "queued",
+                move((RunStatus.LOST,), RunStatus.QUEUED,
                      message=f"retry {a.attempts + 1}/{a.max_attempts} after lost")
                 status = "lost, requeued"
         elif code == 0:
-            ok = move(("running",), "done", exit_code=0, message="finished")
+            ok = move((RunStatus.RUNNING,), RunStatus.DONE, exit_code=0, message="finished")
             status = "done"
         else:
             tail = log_tail(a.log_path)
             reason = reason or failure_reason(tail) or self._recorded_error(run_id)
             error = reason or tail or f"exit code {code}"
-            ok = move(("running",), "failed", exit_code=code, error=error,
+            ok = move((RunStatus.RUNNING,), RunStatus.FAILED, exit_code=code, error=error,
                       message=f"exit code {code}")
             status = f"failed: {reason or f'exit code {code}'}"
             if ok and a.attempts < a.max_attempts:
-                move(("failed",), "queued", message=f"retry {a.attempts + 1}/{a.max_attempts}")
+                move((RunStatus.FAILED,), RunStatus.QUEUED,
+                     message=f"retry {a.attempts + 1}/{a.max_attempts}")
                 status = f"{status}; requeued"
         if not ok:
             status = "disowned"
@@ -431,6 +432,5 @@ class Worker:
     def _empty(self) -> bool:
         if self.only is not None:
             with self.store.read() as session:
-                return not session.execute(select(Run.id).where(
-                    Run.id.in_(self.only), Run.status == "queued")).first()
-        return queue.count_by_status(self.store).get("queued", 0) == 0
+                return not queries.any_queued(session, self.only)
+        return queue.count_by_status(self.store).get(RunStatus.QUEUED, 0) == 0

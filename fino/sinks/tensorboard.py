@@ -7,13 +7,14 @@ import struct
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fino.metric_keys import EVAL_RETURN, EVAL_SCORE
 from fino.sinks import flat_config, require, writable_folder
 
 if TYPE_CHECKING:
     from fino.train.config import RunConfig
 
 FOLDER = "tensorboard"
-HPARAM_METRICS = ("eval/score", "eval/return")  # the columns of TensorBoard's HParams table
+HPARAM_METRICS = (EVAL_SCORE, EVAL_RETURN)  # the columns of TensorBoard's HParams table
 
 
 class TensorBoardSink:

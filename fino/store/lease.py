@@ -25,7 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from fino.store.db import Store
-from fino.store.models import Run, utcnow
+from fino.store.models import Run, RunStatus, utcnow
 from fino.train.errors import RunDisowned
 
 TOKEN_ENV = "FINO_ATTEMPT_TOKEN"
@@ -77,7 +77,7 @@ class Lease:
             return f"run {self.run_id} was removed from the queue"
         if row.attempt_token != self.token:
             return f"run {self.run_id} was claimed again by another attempt"
-        if row.status != "running":
+        if row.status != RunStatus.RUNNING:
             return f"run {self.run_id} is {row.status}"
         return None
 
@@ -149,7 +149,7 @@ class LeaseWatch:
             with self.store.write() as session:
                 session.execute(update(Run).where(
                     Run.id == self.lease.run_id, Run.attempt_token == self.lease.token,
-                    Run.status == "running").values(error=message))
+                    Run.status == RunStatus.RUNNING).values(error=message))
         except SQLAlchemyError:
             pass
 

@@ -3,18 +3,62 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy import (
+    JSON,
+    Connection,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    delete,
+    event,
+    insert,
+    inspect,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Mapper, mapped_column
 
-STATUSES = ("queued", "running", "done", "failed", "cancelled", "lost", "pruned")
-ACTIVE = ("queued", "running")
-FINISHED = ("done", "failed", "cancelled", "lost", "pruned")
+
+class RunStatus(StrEnum):
+    """Where a run stands; stored as its value, and equal to it ("queued" == QUEUED)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    LOST = "lost"
+    PRUNED = "pruned"
+
+
+STATUSES = tuple(RunStatus)
+ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
+FINISHED = (RunStatus.DONE, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.LOST,
+            RunStatus.PRUNED)
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class StatusColumn(TypeDecorator[RunStatus]):
+    """A RunStatus in a String(20) column: written as its value, read back as the enum."""
+
+    impl = String(20)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        return None if value is None else RunStatus(value).value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> RunStatus | None:
+        return None if value is None else RunStatus(value)
 
 
 class Base(DeclarativeBase):
@@ -35,7 +79,7 @@ class Run(Base):
     preset: Mapped[str | None] = mapped_column(String(200))
     config: Mapped[dict[str, Any]] = mapped_column(JSON)
     seed: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(20), default="queued")
+    status: Mapped[RunStatus] = mapped_column(StatusColumn(), default=RunStatus.QUEUED)
     priority: Mapped[int] = mapped_column(Integer, default=0)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=1)
@@ -55,16 +99,58 @@ class Run(Base):
     exit_code: Mapped[int | None]
     error: Mapped[str | None] = mapped_column(Text)
     run_dir: Mapped[str | None] = mapped_column(String(1000))
-    tags: Mapped[str] = mapped_column(String(1000), default="")  # comma-separated
+    # The run's tags comma-separated, for display and text search; `run_tags` holds one row per
+    # tag for exact matching, kept in step with this column by the store.
+    tags: Mapped[str] = mapped_column(String(1000), default="")
     notes: Mapped[str] = mapped_column(Text, default="")
     study: Mapped[str | None] = mapped_column(String(200), index=True)
     trial: Mapped[int | None]
+    # The machine of the run's latest start (OS, CPU, Python, torch, GPU), from its `started`
+    # event; None for runs that never started.
+    machine: Mapped[str | None] = mapped_column(String(500))
 
     __table_args__ = (Index("ix_runs_claim", "status", "priority", "id"),)
 
     @property
     def tag_list(self) -> list[str]:
-        return [t for t in self.tags.split(",") if t]
+        return split_tags(self.tags)
+
+
+def split_tags(text: str | None) -> list[str]:
+    """The tags of a comma-separated `runs.tags` value."""
+    return [t for t in (text or "").split(",") if t]
+
+
+class RunTag(Base):
+    """One tag of one run: tag filters match whole tags here, never parts of `runs.tags`."""
+
+    __tablename__ = "run_tags"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"),
+                                        primary_key=True)
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+
+
+def write_tags(connection: Connection | Any, run_id: int, tags: list[str]) -> None:
+    """Make `run_tags` hold exactly `tags` for the run (`connection`: a Connection or Session)."""
+    connection.execute(delete(RunTag).where(RunTag.run_id == run_id))
+    if tags:
+        connection.execute(insert(RunTag), [{"run_id": run_id, "tag": t}
+                                            for t in dict.fromkeys(tags)])
+
+
+# Runs written through the ORM (queued, imported, or a test's fixture) get their run_tags rows
+# here; a bulk UPDATE of runs.tags bypasses these and calls write_tags itself (change_tags).
+@event.listens_for(Run, "after_insert")
+def _tags_of_new_run(_mapper: Mapper[Run], connection: Connection, run: Run) -> None:
+    if run.tags:
+        write_tags(connection, run.id, split_tags(run.tags))
+
+
+@event.listens_for(Run, "after_update")
+def _tags_of_changed_run(_mapper: Mapper[Run], connection: Connection, run: Run) -> None:
+    if inspect(run).attrs.tags.history.has_changes():
+        write_tags(connection, run.id, split_tags(run.tags))
 
 
 class Metric(Base):
@@ -97,6 +183,6 @@ class Event(Base):
                                                index=True)
     time: Mapped[datetime] = mapped_column(default=utcnow)
     kind: Mapped[str] = mapped_column(String(50))
-    old_status: Mapped[str | None] = mapped_column(String(20))
-    new_status: Mapped[str | None] = mapped_column(String(20))
+    old_status: Mapped[RunStatus | None] = mapped_column(StatusColumn())
+    new_status: Mapped[RunStatus | None] = mapped_column(StatusColumn())
     message: Mapped[str] = mapped_column(Text, default="")

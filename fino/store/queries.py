@@ -8,15 +8,17 @@ snapshots that stay readable after `Store.read()` ends (its rollback would expir
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Select, and_, func, literal, select
+from sqlalchemy import Select, and_, func, select
 from sqlalchemy.orm import Session
 
-from fino.store.models import STATUSES, Event, Metric, Run
+from fino.store.models import STATUSES, Event, Metric, Run, RunStatus, RunTag
 
 # Long IN lists are split: SQLite's variable limit is 32766 (older builds: 999).
 CHUNK = 500
@@ -68,9 +70,7 @@ def _filtered(
     if algo:
         stmt = stmt.where(Run.algo == algo.lower())
     if tag:
-        # `tags` is comma-separated: match a whole tag, not a part of one.
-        stmt = stmt.where((literal(",") + Run.tags + literal(",")).contains(f",{tag},",
-                                                                           autoescape=True))
+        stmt = stmt.where(Run.id.in_(tagged(tag)))
     if text:
         stmt = stmt.where(Run.name.icontains(text, autoescape=True)
                           | Run.task.icontains(text, autoescape=True)
@@ -79,6 +79,108 @@ def _filtered(
     if study:
         stmt = stmt.where(Run.study == study)
     return stmt
+
+
+def tagged(*tags: str) -> Select[Any]:
+    """The ids of the runs that carry every one of `tags`, each matched whole."""
+    stmt = select(RunTag.run_id).where(RunTag.tag.in_(tags)).group_by(RunTag.run_id)
+    return stmt.having(func.count() == len(set(tags))) if len(tags) > 1 else stmt
+
+
+def tagged_runs(session: Session, *tags: str) -> list[Run]:
+    """Every run carrying all of `tags` (whole tags, never parts of one), oldest first."""
+    return _detached(session, session.scalars(select(Run).where(Run.id.in_(tagged(*tags)))
+                                              .order_by(Run.id)))
+
+
+def run_machines(session: Session, run_ids: Sequence[int]) -> dict[int, str]:
+    """The machine each run last started on (runs that never started, or started before fino
+    recorded machines, are absent)."""
+    found: dict[int, str] = {}
+    for chunk in _chunks(list(dict.fromkeys(run_ids))):
+        found.update(session.execute(select(Run.id, Run.machine).where(
+            Run.id.in_(chunk), Run.machine.is_not(None))).all())
+    return found
+
+
+def runs_of_study(session: Session, study: str) -> list[Run]:
+    """Every run a tuning study queued, oldest first."""
+    return _detached(session, session.scalars(select(Run).where(Run.study == study)
+                                              .order_by(Run.id)))
+
+
+def study_statuses(session: Session, study: str) -> dict[int, RunStatus]:
+    """{run id: status} of every run a tuning study queued."""
+    return dict(session.execute(select(Run.id, Run.status).where(Run.study == study)
+                                .order_by(Run.id)).all())
+
+
+def statuses(session: Session, run_ids: Sequence[int]) -> dict[int, RunStatus]:
+    """{run id: status} of these runs (unknown ids absent)."""
+    found: dict[int, RunStatus] = {}
+    for chunk in _chunks(list(dict.fromkeys(run_ids))):
+        found.update(session.execute(select(Run.id, Run.status).where(Run.id.in_(chunk)))
+                     .all())
+    return found
+
+
+def claim_order(session: Session, wanted: Sequence[RunStatus | str], limit: int) -> list[Run]:
+    """Runs in the `wanted` statuses in the order workers claim them: priority, then age."""
+    return _detached(session, session.scalars(
+        select(Run).where(Run.status.in_(list(wanted)))
+        .order_by(Run.priority.desc(), Run.id).limit(limit)))
+
+
+def any_queued(session: Session, among: Sequence[int] | None = None) -> bool:
+    """Whether a run waits in the queue (only among these ids when given)."""
+    stmt = select(Run.id).where(Run.status == RunStatus.QUEUED)
+    if among is not None:
+        stmt = stmt.where(Run.id.in_(list(among)))
+    return session.execute(stmt.limit(1)).first() is not None
+
+
+def heartbeating(session: Session, since: datetime) -> int:
+    """How many running runs heartbeat at `since` or later (their workers are alive)."""
+    return int(session.scalar(select(func.count()).select_from(Run).where(
+        Run.status == RunStatus.RUNNING, Run.heartbeat_at >= since)) or 0)
+
+
+def newest_names(session: Session, limit: int) -> list[tuple[int, str]]:
+    """(id, name) of the newest runs, newest first."""
+    return list(session.execute(select(Run.id, Run.name).order_by(Run.id.desc())
+                                .limit(limit)).all())
+
+
+def event_kinds(session: Session, run_ids: Sequence[int], kinds: Sequence[str]
+                ) -> set[tuple[int, str]]:
+    """(run id, kind) for each of `kinds` these runs have an event of."""
+    found: set[tuple[int, str]] = set()
+    for chunk in _chunks(list(dict.fromkeys(run_ids))):
+        found.update(session.execute(select(Event.run_id, Event.kind).where(
+            Event.run_id.in_(chunk), Event.kind.in_(list(kinds)))).all())
+    return found
+
+
+def existing_runs(session: Session, run_ids: Sequence[int]) -> list[Run]:
+    """The runs that exist among `run_ids`, in that order (unknown ids left out)."""
+    found: dict[int, Run] = {}
+    for chunk in _chunks(list(dict.fromkeys(run_ids))):
+        found.update((r.id, r) for r in _detached(
+            session, session.scalars(select(Run).where(Run.id.in_(chunk)))))
+    return [found[i] for i in run_ids if i in found]
+
+
+def runs_of_task(session: Session, task: str, algo: str, limit: int) -> list[Run]:
+    """The first `limit` runs of one task and algorithm, oldest first."""
+    return _detached(session, session.scalars(select(Run).where(
+        Run.task == task, Run.algo == algo).order_by(Run.id).limit(limit)))
+
+
+def heartbeating_workers(session: Session, since: datetime) -> frozenset[tuple[str, int]]:
+    """(host, pid) of the workers whose running runs heartbeat at `since` or later."""
+    rows = session.execute(select(Run.worker_host, Run.worker_pid).where(
+        Run.status == RunStatus.RUNNING, Run.heartbeat_at >= since).distinct()).all()
+    return frozenset((host, pid) for host, pid in rows if host and pid is not None)
 
 
 def list_runs(
@@ -205,6 +307,18 @@ def latest_metrics(
         for run_id, key, step, value in session.execute(stmt):
             result.setdefault(run_id, {})[key] = (step, value)
     return result
+
+
+def recent_values(session: Session, run_ids: Sequence[int], key: str, count: int
+                  ) -> dict[int, list[float]]:
+    """The last `count` finite values of `key` per run (one indexed query per run)."""
+    out = {}
+    for run_id in run_ids:
+        values = session.scalars(select(Metric.value).where(
+            Metric.run_id == run_id, Metric.key == key).order_by(Metric.step.desc())
+            .limit(count)).all()
+        out[run_id] = [v for v in values if v is not None and math.isfinite(v)]
+    return out
 
 
 def metric_keys(session: Session, run_ids: Sequence[int]) -> list[str]:

@@ -16,7 +16,8 @@ import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from enum import StrEnum
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -24,11 +25,21 @@ from typing import Any
 from sqlalchemy import Select, case, delete, select, update
 from sqlalchemy.orm import Session
 
+from fino.config import RunConfig
+from fino.runfacts import MACHINE_MARK
 from fino.store.db import Store
-from fino.store.models import Event, Run, utcnow
-from fino.train.config import RunConfig
+from fino.store.models import (
+    FINISHED,
+    Event,
+    Metric,
+    Run,
+    RunStatus,
+    split_tags,
+    utcnow,
+    write_tags,
+)
 
-RETRYABLE = ("failed", "lost", "cancelled", "pruned")
+RETRYABLE = (RunStatus.FAILED, RunStatus.LOST, RunStatus.CANCELLED, RunStatus.PRUNED)
 # What a run back in the queue no longer has: no worker, no timers, no outcome (the last
 # attempt's error moves into the event that requeues it), no pack (its next attempt may train
 # in another pack or alone).
@@ -43,6 +54,38 @@ SCAN_PER_MEMBER = 50
 
 class QueueError(ValueError):
     """A queue operation that cannot be done as asked; the message says why."""
+
+
+class Outcome(StrEnum):
+    """What a queue operation did to one run."""
+
+    CANCELLED = "cancelled"  # a queued or lost run, cancelled at once
+    STOPPING = "stopping"  # a running run, flagged for its worker to stop
+    REQUEUED = "queued"
+    REPRIORITISED = "priority"
+    RETAGGED = "tags"
+    UNCHANGED = "unchanged"  # the tags asked for were the run's tags already
+    UNKNOWN = "unknown id"
+    REFUSED = "refused"  # the run's status does not allow the operation
+
+
+@dataclass(frozen=True)
+class Change:
+    """The outcome for one run, with what it takes to say it: the status of a run refused,
+    the new priority, the run's tags after a tag change."""
+
+    outcome: Outcome
+    status: RunStatus | None = None
+    priority: int | None = None
+    tags: tuple[str, ...] = ()
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome in (Outcome.UNKNOWN, Outcome.REFUSED)
+
+
+def _refused(status: RunStatus | None) -> Change:
+    return Change(Outcome.UNKNOWN) if status is None else Change(Outcome.REFUSED, status)
 
 
 class HeartbeatsUnknown(RuntimeError):
@@ -100,7 +143,7 @@ def add_runs(
                                                                    trial=trial)
             row = Run(name=name, task=config.task.name, backend=config.task.backend,
                       algo=config.algo, preset=config.preset, config=config.to_dict(),
-                      seed=config.seed, status="queued", priority=priority, attempts=0,
+                      seed=config.seed, status=RunStatus.QUEUED, priority=priority, attempts=0,
                       max_attempts=max_attempts, tags=tag_text, notes="", study=study,
                       trial=trial, cancel_requested=False)
             session.add(row)
@@ -109,8 +152,34 @@ def add_runs(
         for row in rows:
             row.run_dir = str(runs_dir / f"{row.id:06d}-{row.name}")
             session.add(Event(run_id=row.id, kind="status", old_status=None,
-                              new_status="queued", message=f"queued ({row.preset})"))
+                              new_status=RunStatus.QUEUED, message=f"queued ({row.preset})"))
         return [row.id for row in rows]
+
+
+def import_done_run(store: Store, fields: Mapping[str, Any], metrics: Mapping[str, Any], *,
+                    started_at: datetime | None, finished_at: datetime | None,
+                    machine: str | None, source: str) -> int | None:
+    """Add a run made elsewhere as done, with its metric series ({key: [[step, value], ...]}),
+    unless a done run of the same task and seed already carries all its tags; its id, or None
+    when it was there already. `source` names where it came from in its event."""
+    tags = set(split_tags(fields.get("tags")))
+    with store.write() as session:
+        same = session.scalars(select(Run.tags).where(
+            Run.task == fields["task"], Run.seed == fields["seed"],
+            Run.status == RunStatus.DONE))
+        if any(set(split_tags(text)) >= tags for text in same):
+            return None
+        run = Run(**fields, status=RunStatus.DONE, attempts=1, max_attempts=1,
+                  cancel_requested=False, started_at=started_at, finished_at=finished_at,
+                  machine=machine)
+        session.add(run)
+        session.flush()
+        session.add(Event(run_id=run.id, kind="status", old_status=None,
+                          new_status=RunStatus.DONE, message=f"imported from {source}" + (
+                              f"{MACHINE_MARK}{machine}" if machine else "")))
+        session.add_all(Metric(run_id=run.id, step=step, key=key, value=value, wall_time=0.0)
+                        for key, points in metrics.items() for step, value in points)
+        return run.id
 
 
 @dataclass(frozen=True)
@@ -153,7 +222,7 @@ def claim_pack(store: Store, *, host: str, pid: int, size: int,
     that pack's process ends)."""
     if size < 1:
         raise ValueError(f"a pack claim needs size >= 1, got {size}")
-    queued = select(Run.id, Run.config).where(Run.status == "queued")
+    queued = select(Run.id, Run.config).where(Run.status == RunStatus.QUEUED)
     if among is not None:
         queued = queued.where(Run.id.in_(list(among)))
     if exclude:
@@ -172,7 +241,7 @@ def claim_pack(store: Store, *, host: str, pid: int, size: int,
         fitting = (row.id for row in candidates if fits(head.config, row.config))
         while len(chosen) < size and (batch := list(islice(fitting, size - len(chosen)))):
             free = set(session.execute(_locked(store, select(Run.id).where(
-                Run.id.in_(batch), Run.status == "queued"))).scalars())
+                Run.id.in_(batch), Run.status == RunStatus.QUEUED))).scalars())
             chosen += [run_id for run_id in batch if run_id in free]
         return _claim(session, chosen, host=host, pid=pid, max_attempts=max_attempts)
 
@@ -192,10 +261,11 @@ def _claim(session: Session, run_ids: list[int], *, host: str, pid: int,
     pack_id = new_pack_id() if len(run_ids) > 1 else None
     allowance = case((Run.max_attempts < max_attempts, max_attempts), else_=Run.max_attempts)
     claimed = set(session.execute(
-        update(Run).where(Run.id.in_(run_ids), Run.status == "queued")
-        .values(status="running", attempts=Run.attempts + 1, started_at=now, heartbeat_at=now,
-                finished_at=None, worker_host=host, worker_pid=pid, cancel_requested=False,
-                exit_code=None, error=None, attempt_token=case(tokens, value=Run.id),
+        update(Run).where(Run.id.in_(run_ids), Run.status == RunStatus.QUEUED)
+        .values(status=RunStatus.RUNNING, attempts=Run.attempts + 1, started_at=now,
+                heartbeat_at=now, finished_at=None, worker_host=host, worker_pid=pid,
+                cancel_requested=False, exit_code=None, error=None,
+                attempt_token=case(tokens, value=Run.id),
                 pack_id=pack_id, max_attempts=allowance)
         .returning(Run.id).execution_options(synchronize_session=False)).scalars())
     if claimed != set(run_ids):
@@ -205,12 +275,12 @@ def _claim(session: Session, run_ids: list[int], *, host: str, pid: int,
                            "claim held them locked")
     where = f" in pack {pack_id} ({len(run_ids)} runs)" if pack_id else ""
     for run_id in run_ids:
-        session.add(Event(run_id=run_id, kind="status", old_status="queued",
-                          new_status="running", message=f"claimed by {host}:{pid}{where}"))
+        session.add(Event(run_id=run_id, kind="status", old_status=RunStatus.QUEUED,
+                          new_status=RunStatus.RUNNING, message=f"claimed by {host}:{pid}{where}"))
     return [Claim(run_id, tokens[run_id], pack_id) for run_id in run_ids]
 
 
-def transition(store: Store, run_id: int, expected: Sequence[str], new: str, *,
+def transition(store: Store, run_id: int, expected: Sequence[RunStatus], new: RunStatus, *,
                message: str = "", token: str | None = None, **values: Any) -> bool:
     """Compare-and-set the status of one run (from one of `expected` to `new`) and record it;
     with `token`, only while that attempt still holds the run. Back to `queued`, the run
@@ -220,9 +290,9 @@ def transition(store: Store, run_id: int, expected: Sequence[str], new: str, *,
         if row is None or row.status not in expected:
             return False
         old = row.status
-        if new in ("done", "failed", "cancelled", "lost", "pruned"):
+        if new in FINISHED:
             values.setdefault("finished_at", utcnow())
-        if new == "queued":
+        if new == RunStatus.QUEUED:
             values.update(CLEARED_ON_REQUEUE)
             if row.error:
                 message = "; ".join(filter(None, (message, f"last attempt: {row.error}")))
@@ -253,7 +323,7 @@ def heartbeat(store: Store, tokens: Mapping[int, str]) -> HeartbeatResult:
     which it still holds and which a user asked to cancel."""
     if not tokens:
         return HeartbeatResult(set(), set())
-    mine = (Run.id.in_(list(tokens)), Run.status == "running",
+    mine = (Run.id.in_(list(tokens)), Run.status == RunStatus.RUNNING,
             Run.attempt_token.in_(list(tokens.values())))
     with store.write() as session:
         owned = session.execute(
@@ -277,8 +347,9 @@ def reap(store: Store, *, expiry_seconds: float, requeue: bool = True,
     started = time.monotonic()
     with store.write() as session:
         lost = session.execute(
-            update(Run).where(Run.status == "running", Run.heartbeat_at < cutoff, *spare)
-            .values(status="lost", finished_at=utcnow(),
+            update(Run).where(Run.status == RunStatus.RUNNING, Run.heartbeat_at < cutoff,
+                              *spare)
+            .values(status=RunStatus.LOST, finished_at=utcnow(),
                     error=f"heartbeat older than {expiry_seconds:.0f} s: the worker or its "
                           "machine stopped without a word")
             .returning(Run.id, Run.attempts, Run.max_attempts, Run.worker_host,
@@ -289,18 +360,18 @@ def reap(store: Store, *, expiry_seconds: float, requeue: bool = True,
             raise HeartbeatsUnknown(f"waited {waited:.1f} s for the database; not reaping "
                                     f"{len(lost)} run(s) whose heartbeats may be late")
         for row in lost:
-            session.add(Event(run_id=row.id, kind="status", old_status="running",
-                              new_status="lost", message=f"heartbeat expired (worker "
+            session.add(Event(run_id=row.id, kind="status", old_status=RunStatus.RUNNING,
+                              new_status=RunStatus.LOST, message=f"heartbeat expired (worker "
                               f"{row.worker_host}:{row.worker_pid})"))
     if requeue:
         for row in lost:
             if row.attempts < row.max_attempts:
-                transition(store, row.id, ("lost",), "queued",
+                transition(store, row.id, (RunStatus.LOST,), RunStatus.QUEUED,
                            message=f"retry {row.attempts + 1}/{row.max_attempts} after lost")
     return [row.id for row in lost]
 
 
-def _update_if(session: Any, run_id: int, status: str, **values: Any) -> bool:
+def _update_if(session: Any, run_id: int, status: RunStatus, **values: Any) -> bool:
     """Set columns of one run if it is in `status` (one compare-and-set UPDATE); whether it
     was."""
     return session.execute(
@@ -309,59 +380,59 @@ def _update_if(session: Any, run_id: int, status: str, **values: Any) -> bool:
     ).scalar_one_or_none() is not None
 
 
-def request_cancel(store: Store, run_ids: Iterable[int]) -> dict[int, str]:
+def request_cancel(store: Store, run_ids: Iterable[int]) -> dict[int, Change]:
     """Queued (or lost) runs are cancelled at once; running ones are flagged for their worker,
     which stops the process (SIGTERM, then SIGKILL). Returns what happened to each id."""
     outcome = {}
     for run_id in run_ids:
-        if transition(store, run_id, ("queued", "lost"), "cancelled", message="cancelled"):
-            outcome[run_id] = "cancelled"
+        if transition(store, run_id, (RunStatus.QUEUED, RunStatus.LOST), RunStatus.CANCELLED,
+                      message="cancelled"):
+            outcome[run_id] = Change(Outcome.CANCELLED)
             continue
         with store.write() as session:
-            if _update_if(session, run_id, "running", cancel_requested=True):
+            if _update_if(session, run_id, RunStatus.RUNNING, cancel_requested=True):
                 session.add(Event(run_id=run_id, kind="cancel_requested",
                                   message="cancel requested; the worker stops the process"))
-                outcome[run_id] = "stopping"
+                outcome[run_id] = Change(Outcome.STOPPING)
                 continue
-            status = session.execute(select(Run.status).where(Run.id == run_id)).scalar()
-            outcome[run_id] = "unknown id" if status is None else f"already {status}"
+            outcome[run_id] = _refused(
+                session.execute(select(Run.status).where(Run.id == run_id)).scalar())
     return outcome
 
 
-def retry(store: Store, run_ids: Iterable[int]) -> dict[int, str]:
+def retry(store: Store, run_ids: Iterable[int]) -> dict[int, Change]:
     """Put failed, lost, cancelled or pruned runs back in the queue (they resume from their
     last checkpoint); each is granted one more attempt when it has used them all."""
     one_more = case((Run.max_attempts <= Run.attempts, Run.attempts + 1),
                     else_=Run.max_attempts)
     outcome = {}
     for run_id in run_ids:
-        if transition(store, run_id, RETRYABLE, "queued", message="retry requested",
+        if transition(store, run_id, RETRYABLE, RunStatus.QUEUED, message="retry requested",
                       cancel_requested=False, max_attempts=one_more):
-            outcome[run_id] = "queued"
+            outcome[run_id] = Change(Outcome.REQUEUED)
         else:
             with store.read() as session:
-                status = session.execute(select(Run.status).where(Run.id == run_id)).scalar()
-            outcome[run_id] = "unknown id" if status is None else f"is {status}: not retried"
+                outcome[run_id] = _refused(
+                    session.execute(select(Run.status).where(Run.id == run_id)).scalar())
     return outcome
 
 
-def set_priority(store: Store, run_ids: Iterable[int], priority: int) -> dict[int, str]:
+def set_priority(store: Store, run_ids: Iterable[int], priority: int) -> dict[int, Change]:
     """Change the priority of queued runs (it orders claims: higher first, then oldest);
     runs in other states keep theirs. Returns what happened to each id."""
     outcome = {}
     for run_id in run_ids:
         with store.write() as session:
             old = session.execute(
-                select(Run.priority).where(Run.id == run_id, Run.status == "queued")
+                select(Run.priority).where(Run.id == run_id, Run.status == RunStatus.QUEUED)
             ).scalar_one_or_none()
-            if _update_if(session, run_id, "queued", priority=priority):
+            if _update_if(session, run_id, RunStatus.QUEUED, priority=priority):
                 session.add(Event(run_id=run_id, kind="priority",
                                   message=f"priority {old} -> {priority}"))
-                outcome[run_id] = f"priority {priority}"
+                outcome[run_id] = Change(Outcome.REPRIORITISED, priority=priority)
                 continue
-            status = session.execute(select(Run.status).where(Run.id == run_id)).scalar()
-            outcome[run_id] = ("unknown id" if status is None
-                               else f"is {status}: only queued runs have a priority to change")
+            outcome[run_id] = _refused(
+                session.execute(select(Run.status).where(Run.id == run_id)).scalar())
     return outcome
 
 
@@ -374,7 +445,7 @@ def remove(store: Store, run_ids: Sequence[int]) -> list[int]:
         unknown = sorted(set(run_ids) - {r.id for r in rows})
         if unknown:
             raise QueueError(f"no run with id {', '.join(map(str, unknown))}")
-        running = [r.id for r in rows if r.status == "running"]
+        running = [r.id for r in rows if r.status == RunStatus.RUNNING]
         if running:
             raise QueueError(f"run(s) {', '.join(map(str, running))} are running: cancel "
                              "them first (fino queue cancel ID)")
@@ -395,7 +466,7 @@ def get_run(store: Store, run_id: int) -> Run:
         return run
 
 
-def count_by_status(store: Store) -> dict[str, int]:
+def count_by_status(store: Store) -> dict[RunStatus, int]:
     from sqlalchemy import func
 
     with store.read() as session:
@@ -405,14 +476,14 @@ def count_by_status(store: Store) -> dict[str, int]:
 
 # ---- what people write about runs: tags, names, notes --------------------------------------
 
-TAGS_MAX = 1000  # the tags column: comma-separated
+TAGS_MAX = 1000  # runs.tags, the comma-separated display of a run's tags
 NOTES_MAX = 10_000
 
 
 def change_tags(store: Store, run_ids: Iterable[int], add: Iterable[str] = (),
-                remove: Iterable[str] = ()) -> dict[int, str]:
+                remove: Iterable[str] = ()) -> dict[int, Change]:
     """Add and remove tags (checked by `check_tag`) of runs in one transaction, each change
-    recorded; what happened to each id ('tags a,b', 'tags unchanged', 'unknown id')."""
+    recorded; what happened to each id (RETAGGED, UNCHANGED: with its tags; UNKNOWN)."""
     from fino.store.text import check_tags
 
     add, remove = set(check_tags(add)), set(check_tags(remove))
@@ -423,12 +494,12 @@ def change_tags(store: Store, run_ids: Iterable[int], add: Iterable[str] = (),
                  session.execute(select(Run.id, Run.tags).where(Run.id.in_(ids)))}
         for run_id in ids:
             if run_id not in found:
-                outcome[run_id] = "unknown id"
+                outcome[run_id] = Change(Outcome.UNKNOWN)
                 continue
-            old = [t for t in (found[run_id] or "").split(",") if t]
+            old = split_tags(found[run_id])
             new = sorted((set(old) | add) - remove)
             if new == sorted(old):
-                outcome[run_id] = f"tags unchanged ({','.join(old) or 'none'})"
+                outcome[run_id] = Change(Outcome.UNCHANGED, tags=tuple(old))
                 continue
             text = ",".join(new)
             if len(text) > TAGS_MAX:
@@ -436,9 +507,10 @@ def change_tags(store: Store, run_ids: Iterable[int], add: Iterable[str] = (),
                                  f"more than {TAGS_MAX}")
             session.execute(update(Run).where(Run.id == run_id).values(tags=text)
                             .execution_options(synchronize_session=False))
+            write_tags(session, run_id, new)
             session.add(Event(run_id=run_id, kind="tags",
                               message=f"tags: {','.join(old) or '-'} -> {text or '-'}"))
-            outcome[run_id] = f"tags {text or 'none'}"
+            outcome[run_id] = Change(Outcome.RETAGGED, tags=tuple(new))
     return outcome
 
 

@@ -127,12 +127,12 @@ def _plan(connection: Connection, label: str) -> Action:
         return Action.UPGRADE
     # Tables without a version: made by create_all before migrations existed. Adopt them only
     # where they are exactly head, since nothing says which older revision they might be.
-    differences = schema_differences(connection) if tables >= ours else None
+    # Missing tables are differences too (add_table): they are named with the rest.
+    differences = schema_differences(connection)
     if differences == []:
         return Action.STAMP
     found = ", ".join(sorted(tables & ours))
-    detail = (f"missing tables: {', '.join(sorted(ours - tables))}" if differences is None
-              else "to reach it: " + ", ".join(_describe(d) for d in differences))
+    detail = "to reach it: " + ", ".join(_describe(d) for d in differences)
     raise SchemaError(
         f"the database {label} has fino tables ({found}) but no schema version "
         f"({VERSION_TABLE}), and they differ from this fino's schema ({detail}): "

@@ -10,12 +10,13 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from fino.runfacts import machine_of
 from fino.store.db import Store
-from fino.store.models import Event, Metric
+from fino.store.models import Event, Metric, Run
 from fino.train.sinks import warn
 
 if TYPE_CHECKING:
@@ -166,6 +167,11 @@ class DatabaseSink:
                 upsert_metrics(self.store, _dedupe(payload), session)
             elif kind == "event":
                 session.add(Event(run_id=self.run_id, kind=payload[0], message=payload[1]))
+                # A `started` event names the machine: the run's machine from now on.
+                if name := machine_of(payload[1]):
+                    session.execute(update(Run).where(Run.id == self.run_id)
+                                    .values(machine=name[:500])
+                                    .execution_options(synchronize_session=False))
             else:
                 session.execute(delete(Metric).where(Metric.run_id == self.run_id,
                                                      Metric.step > payload))

@@ -10,15 +10,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from fino.provenance import MACHINE_MARK
+from fino.metric_keys import EVAL_RETURN, EVAL_SCORE, POLICY_BETA, POLICY_ENTROPY
 from fino.store.db import Store
-from fino.store.models import Event, Metric, Run
 from fino.store.queries import series_many
+from fino.store.queue import import_done_run
 from fino.store.text import TagError, check_tags
+from fino.study.collect import run_machines, study_runs
 from fino.study.plan import Plan
-from fino.study.report import run_machines, study_runs
 
-KEYS = ("eval/score", "eval/return", "policy/entropy", "policy/beta")
+KEYS = (EVAL_SCORE, EVAL_RETURN, POLICY_ENTROPY, POLICY_BETA)
 FIELDS = ("name", "task", "backend", "algo", "preset", "config", "seed", "tags", "notes",
           "study", "trial")
 
@@ -67,29 +67,15 @@ def import_study(store: Store, path: Path) -> tuple[int, int]:
         if missing:
             raise ArchiveError(f"{path}:{number}: not a study run (lacks {missing})")
         try:
-            tags = set(check_tags(filter(None, str(record["tags"]).split(","))))
+            check_tags(filter(None, str(record["tags"]).split(",")))
         except TagError as exc:
             raise ArchiveError(f"{path}:{number}: {exc}") from None
-        with store.write() as session:
-            same = session.query(Run).filter(Run.task == record["task"],
-                                             Run.seed == record["seed"],
-                                             Run.status == "done").all()
-            if any(set(r.tag_list) >= tags for r in same):
-                skipped += 1
-                continue
-            run = Run(**{k: record[k] for k in FIELDS}, status="done", attempts=1,
-                      max_attempts=1, cancel_requested=False,
-                      started_at=_time(record.get("started_at")),
-                      finished_at=_time(record.get("finished_at")))
-            session.add(run)
-            session.flush()
-            session.add(Event(run_id=run.id, kind="status", old_status=None, new_status="done",
-                              message=f"imported from {path.name}" + (
-                                  f"{MACHINE_MARK}{record['machine']}"
-                                  if record.get("machine") else "")))
-            session.add_all(Metric(run_id=run.id, step=step, key=key, value=value, wall_time=0.0)
-                            for key, points in record["metrics"].items()
-                            for step, value in points)
+        if import_done_run(store, {k: record[k] for k in FIELDS}, record["metrics"],
+                           started_at=_time(record.get("started_at")),
+                           finished_at=_time(record.get("finished_at")),
+                           machine=record.get("machine"), source=path.name) is None:
+            skipped += 1
+            continue
         added += 1
     return added, skipped
 

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from fino.backends.base import Task
+from fino.metric_keys import ONLINE_EPISODE_RETURN
 from fino.train.seeds import seed_for
 
 # Told when a checkpoint's episode in progress could not be replayed exactly.
@@ -64,7 +65,7 @@ class OnlineEpisodes:
             return None
         self.episodes += 1
         self.obs = None
-        return {"online/episode_return": self.ep_return,
+        return {ONLINE_EPISODE_RETURN: self.ep_return,
                 "online/episode_length": float(self.ep_length),
                 "online/episode_score": self.task.score_episode(self.ep_return, info)}
 

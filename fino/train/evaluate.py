@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from fino.backends.base import Task
+from fino.metric_keys import EVAL_LENGTH, EVAL_RETURN, EVAL_SCORE
 from fino.train.env_pool import StepResult, reset_envs, step_envs
 
 
@@ -21,8 +22,8 @@ class EvalResult:
     scores: list[float]
 
     def metrics(self) -> dict[str, float]:
-        return {"eval/score": self.score, "eval/return": self.episode_return,
-                "eval/length": self.length}
+        return {EVAL_SCORE: self.score, EVAL_RETURN: self.episode_return,
+                EVAL_LENGTH: self.length}
 
 
 class EpisodeRun:

@@ -35,6 +35,17 @@ from fino.algo.packing import PackError
 from fino.backends.base import Task
 from fino.backends.registry import load_task
 from fino.data.buffer import PackedReplay, SharedOfflineReplay
+from fino.metric_keys import (
+    ACTOR_NOISE_SCALE,
+    ENV_STEPS_PER_SEC,
+    EVAL_SECONDS,
+    POLICY_BETA,
+    POLICY_ENTROPY,
+    POLICY_ENTROPY_TARGET,
+    PROGRESS_ENV_STEPS,
+    PROGRESS_ONLINE,
+    UPDATES_PER_SEC,
+)
 from fino.provenance import MACHINE_MARK, code_version, machine
 from fino.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from fino.train.config import CONFIG_NAME, RunConfig, same_config
@@ -292,14 +303,14 @@ class PackTrainer:
         return self.members[active[0] if active else 0].online.env_steps
 
     def _progress(self, m: _Member, offset: int = 0) -> dict[str, float]:
-        return {"progress/online": float(self.step + offset > self.train_config.offline_steps),
-                "progress/env_steps": float(m.online.env_steps)}
+        return {PROGRESS_ONLINE: float(self.step + offset > self.train_config.offline_steps),
+                PROGRESS_ENV_STEPS: float(m.online.env_steps)}
 
     def _throughput(self, window: tuple[float, int, int]) -> dict[str, float]:
         t0, step0, env0 = window
         dt = max(time.perf_counter() - t0, 1e-9)
-        return {"time/updates_per_sec": (self.step - step0) / dt,
-                "time/env_steps_per_sec": (self._env_steps() - env0) / dt}
+        return {UPDATES_PER_SEC: (self.step - step0) / dt,
+                ENV_STEPS_PER_SEC: (self._env_steps() - env0) / dt}
 
     def _announce_compile(self) -> None:
         if self._compiled:
@@ -403,10 +414,10 @@ class PackTrainer:
                 left, self.agent.settings.entropy_target.cpu(), entropy))
         out: dict[int, dict[str, float]] = {}
         for i in self._active():
-            values = {"policy/entropy": float(entropy[i]),
-                      "policy/entropy_target": float(self.agent.configs[i].entropy_target)}
+            values = {POLICY_ENTROPY: float(entropy[i]),
+                      POLICY_ENTROPY_TARGET: float(self.agent.configs[i].entropy_target)}
             if self.agent.config.num_candidates > 1:
-                values["policy/beta"] = float(self.agent.beta[i])
+                values[POLICY_BETA] = float(self.agent.beta[i])
             out[i] = values
         return out
 
@@ -455,9 +466,9 @@ class PackTrainer:
         seconds = time.perf_counter() - started
         for i, result in zip(due, results, strict=True):
             m = self.members[i]
-            metrics = {**result.metrics(), "eval/seconds": seconds}
+            metrics = {**result.metrics(), EVAL_SECONDS: seconds}
             metrics.update(entropy[i])
-            metrics["actor/noise_scale"] = self.agent.configs[i].noise_scale
+            metrics[ACTOR_NOISE_SCALE] = self.agent.configs[i].noise_scale
             metrics.update(self._progress(m))
             m.sinks.write(self.step, metrics)
             m.evaluations.append({"step": self.step, **metrics})

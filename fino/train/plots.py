@@ -6,9 +6,12 @@ import csv
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+
+from fino.analysis.curves import STEP_LABEL, mark_offline_end, plot_curve
 
 PANELS = (("score", "evaluation score"), ("return", "evaluation return"),
           ("entropy", "policy entropy (GMM)"), ("beta", "β (selection temperature)"))
@@ -33,15 +36,15 @@ def plot_runs(runs: dict[str, Path], out: Path, title: str = "",
     for label, run_dir in runs.items():
         data = read_eval_csv(Path(run_dir) / "eval.csv")
         for ax, (key, _) in zip(axes.flat, PANELS, strict=True):
-            if key in data:
-                ax.plot(data["step"], data[key], marker="o", markersize=3, label=label)
+            if key in data and data["step"]:
+                plot_curve(ax, [(np.array(data["step"]), np.array(data[key]))], label,
+                           marker="o", markersize=3)
     for ax, (_, name) in zip(axes.flat, PANELS, strict=True):
         ax.set_title(name)
         ax.grid(alpha=0.3)
-        if offline_steps:
-            ax.axvline(offline_steps, color="grey", linestyle="--", linewidth=1)
+        mark_offline_end(ax, offline_steps)
     for ax in axes[1]:
-        ax.set_xlabel("step (offline updates, then online env steps)")
+        ax.set_xlabel(STEP_LABEL)
     axes[0, 0].legend()
     if title:
         fig.suptitle(title)

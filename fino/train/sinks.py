@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
+from fino.metric_keys import EVAL_SCORE, PROGRESS_ONLINE
+
 EVAL_COLUMNS = ("step", "phase", "env_steps", "score", "return", "length", "entropy", "beta",
                 "noise_scale", "wall_time")
 
@@ -66,11 +68,11 @@ class EvalCsvSink:
             self._writer.writerow(EVAL_COLUMNS)
 
     def write(self, step: int, metrics: dict[str, float]) -> None:
-        if "eval/score" not in metrics:
+        if EVAL_SCORE not in metrics:
             return
         row = {"step": step, "wall_time": f"{time.time():.3f}",  # Unix seconds, to the ms
                **{k.split("/", 1)[1]: v for k, v in metrics.items() if "/" in k}}
-        row["phase"] = "online" if metrics.get("progress/online") else "offline"
+        row["phase"] = "online" if metrics.get(PROGRESS_ONLINE) else "offline"
         self._writer.writerow([_fmt(row.get(c)) for c in EVAL_COLUMNS])
 
     def event(self, kind: str, message: str) -> None:

@@ -17,6 +17,18 @@ from fino.algo.matmul import configure_cuda_matmul, configure_matmul
 from fino.backends.base import Task
 from fino.backends.registry import load_task
 from fino.data.buffer import ReplayBuffer
+from fino.metric_keys import (
+    ACTOR_NOISE_SCALE,
+    ENV_STEPS_PER_SEC,
+    EVAL_SCORE,
+    EVAL_SECONDS,
+    POLICY_BETA,
+    POLICY_ENTROPY,
+    POLICY_ENTROPY_TARGET,
+    PROGRESS_ENV_STEPS,
+    PROGRESS_ONLINE,
+    UPDATES_PER_SEC,
+)
 from fino.provenance import MACHINE_MARK, code_version, machine
 from fino.train.checkpoint import (
     CHECKPOINT_NAME,
@@ -102,10 +114,10 @@ def summarize(config: RunConfig, status: str, step: int, env_steps: int,
     """A run's summary from its counters and evaluations."""
     tc = config.train
     offline = [e for e in evaluations if e["step"] <= tc.offline_steps]
-    scores = [e["eval/score"] for e in evaluations]
+    scores = [e[EVAL_SCORE] for e in evaluations]
     return RunSummary(
         status=status, step=step, total_steps=tc.total_steps, env_steps=env_steps,
-        offline_score=offline[-1]["eval/score"] if offline else None,
+        offline_score=offline[-1][EVAL_SCORE] if offline else None,
         final_score=scores[-1] if scores else None,
         best_score=max(scores) if scores else None,
         evaluations=evaluations, wall_time=wall_time)
@@ -261,7 +273,7 @@ class Trainer:
 
     @property
     def last_score(self) -> float | None:
-        return self.evaluations[-1]["eval/score"] if self.evaluations else None
+        return self.evaluations[-1][EVAL_SCORE] if self.evaluations else None
 
     def summary(self, status: str, wall_time: float) -> RunSummary:
         return summarize(self.config, status, self.step, self.env_steps, self.evaluations,
@@ -307,12 +319,12 @@ class Trainer:
             obs, draws = entropy_draws(self.buffer, self.config, self.step, self.agent.device)
             entropy = self.agent.estimate_entropy(obs, draws)
             self._last_entropy = (self.step, entropy)
-        metrics = {"policy/entropy": entropy,
-                   "policy/entropy_target": float(self.agent.config.entropy_target)}
+        metrics = {POLICY_ENTROPY: entropy,
+                   POLICY_ENTROPY_TARGET: float(self.agent.config.entropy_target)}
         if self.agent.config.num_candidates > 1:  # with one candidate β selects nothing (FQL)
             if update_beta:
                 self.agent.update_beta(entropy)
-            metrics["policy/beta"] = self.agent.beta_value
+            metrics[POLICY_BETA] = self.agent.beta_value
         return metrics
 
     def _evaluation_due(self) -> bool:
@@ -348,9 +360,9 @@ class Trainer:
             self.sinks.event("interrupted", f"evaluation at step {self.step} stopped; it is "
                              "redone on resume")
             return None
-        metrics = {**result.metrics(), "eval/seconds": time.perf_counter() - started}
+        metrics = {**result.metrics(), EVAL_SECONDS: time.perf_counter() - started}
         metrics.update(self._entropy_and_beta(update_beta=False))
-        metrics["actor/noise_scale"] = self.agent.config.noise_scale
+        metrics[ACTOR_NOISE_SCALE] = self.agent.config.noise_scale
         metrics.update(self._progress_metrics())
         self.sinks.write(self.step, metrics)
         self.evaluations.append({"step": self.step, **metrics})
@@ -360,14 +372,14 @@ class Trainer:
         return result
 
     def _progress_metrics(self, offset: int = 0) -> dict[str, float]:
-        return {"progress/online": float(self.step + offset > self.config.train.offline_steps),
-                "progress/env_steps": float(self.env_steps)}
+        return {PROGRESS_ONLINE: float(self.step + offset > self.config.train.offline_steps),
+                PROGRESS_ENV_STEPS: float(self.env_steps)}
 
     def _throughput(self, window: tuple[float, int, int]) -> dict[str, float]:
         t0, step0, env0 = window
         dt = max(time.perf_counter() - t0, 1e-9)
-        return {"time/updates_per_sec": (self.step - step0) / dt,
-                "time/env_steps_per_sec": (self.env_steps - env0) / dt}
+        return {UPDATES_PER_SEC: (self.step - step0) / dt,
+                ENV_STEPS_PER_SEC: (self.env_steps - env0) / dt}
 
     # ---- checkpoints --------------------------------------------------------------------------
 

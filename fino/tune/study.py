@@ -21,12 +21,12 @@ from typing import Any
 
 import optuna
 from optuna.trial import TrialState
-from sqlalchemy import func, select
 
 from fino.backends.base import TaskConfig
-from fino.store import queue
+from fino.metric_keys import EVAL_SCORE
+from fino.store import queries, queue
 from fino.store.db import Store
-from fino.store.models import Run, utcnow
+from fino.store.models import Run, RunStatus, utcnow
 from fino.store.queries import series_many
 from fino.train.presets import build_run_config
 from fino.tune.space import Param, overrides_for
@@ -87,7 +87,7 @@ class StudySpec:
     preset: str | None = None
     parallel: int = 1
     overrides: list[str] = field(default_factory=list)
-    key: str = "eval/score"
+    key: str = EVAL_SCORE
     runs_dir: Path = Path("runs")
     pack: int = 1  # runs per pack: trials are asked in batches that can share one
 
@@ -207,8 +207,7 @@ class Orchestrator:
     def run_ids(self) -> list[int]:
         """Every run the study has queued (what a local worker may serve)."""
         with self.store.read() as session:
-            return list(session.execute(select(Run.id).where(Run.study == self.spec.name))
-                        .scalars())
+            return list(queries.study_statuses(session, self.spec.name))
 
     def park(self) -> Parked:
         """After Ctrl-C: cancel the queued runs of the trials in flight, so that no worker
@@ -217,13 +216,14 @@ class Orchestrator:
         runs = self._runs_by_trial()
         out = Parked([], [])
         for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            parked = [r.id for r in runs.get(frozen.number, []) if r.status == "queued"
-                      and queue.transition(self.store, r.id, ("queued",), "cancelled",
+            parked = [r.id for r in runs.get(frozen.number, []) if r.status == RunStatus.QUEUED
+                      and queue.transition(self.store, r.id, (RunStatus.QUEUED,),
+                                           RunStatus.CANCELLED,
                                            message=f"parked: `fino tune` of study "
                                                    f"{self.spec.name} stopped; the same command "
                                                    "requeues it")]
             out.running.extend(r.id for r in runs.get(frozen.number, [])
-                               if r.status == "running")
+                               if r.status == RunStatus.RUNNING)
             if parked:
                 earlier = frozen.user_attrs.get("parked", [])
                 optuna.trial.Trial(self.study, frozen._trial_id).set_user_attr(
@@ -238,7 +238,8 @@ class Orchestrator:
             parked = frozen.user_attrs.get("parked")
             if parked:
                 outcome = queue.retry(self.store, parked)
-                requeued += [i for i, what in outcome.items() if what == "queued"]
+                requeued += [i for i, change in outcome.items()
+                             if change.outcome is queue.Outcome.REQUEUED]
                 optuna.trial.Trial(self.study, frozen._trial_id).set_user_attr("parked", [])
         return requeued
 
@@ -283,10 +284,10 @@ class Orchestrator:
                 self._fail_and_reask(frozen, "no runs were queued for it")
                 continue
             statuses = {r.status for r in trial_runs}
-            if statuses & {"lost"}:
+            if RunStatus.LOST in statuses:
                 queue.request_cancel(self.store, [r.id for r in trial_runs])
                 self._fail_and_reask(frozen, "a run was lost")
-            elif statuses & {"failed", "cancelled", "pruned"}:
+            elif statuses & {RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.PRUNED}:
                 queue.request_cancel(self.store, [r.id for r in trial_runs])
                 self.study.tell(frozen.number, state=TrialState.FAIL)
                 self._count_failure(frozen.number, trial_runs)
@@ -294,8 +295,8 @@ class Orchestrator:
                 self._follow(frozen, trial_runs)
         for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)):
             for run in runs.get(frozen.number, []):
-                if run.status in ("queued", "cancelled"):
-                    queue.transition(self.store, run.id, (run.status,), "pruned",
+                if run.status in (RunStatus.QUEUED, RunStatus.CANCELLED):
+                    queue.transition(self.store, run.id, (run.status,), RunStatus.PRUNED,
                                      message=f"pruned by study {self.spec.name} "
                                              f"trial {frozen.number}")
 
@@ -315,7 +316,7 @@ class Orchestrator:
                 if trial.should_prune():
                     self._prune(frozen.number, trial_runs)
                     return
-        if all(r.status == "done" for r in trial_runs):
+        if all(r.status == RunStatus.DONE for r in trial_runs):
             finals = [curves[r.id][1][-1] for r in trial_runs if r.id in curves
                       and len(curves[r.id][1])]
             if len(finals) == len(ids):
@@ -330,7 +331,7 @@ class Orchestrator:
         self._failures_in_a_row += 1
         if self._failures_in_a_row < FAILURES_IN_A_ROW:
             return
-        failed = next((r for r in trial_runs if r.status == "failed"), trial_runs[0])
+        failed = next((r for r in trial_runs if r.status == RunStatus.FAILED), trial_runs[0])
         error = (failed.error or failed.status).strip().splitlines()[-1]
         self.gave_up = (f"{self._failures_in_a_row} trials in a row failed (the last, trial "
                         f"{number}: run {failed.id}: {error}); fix the cause and rerun the same "
@@ -341,7 +342,8 @@ class Orchestrator:
         queue.request_cancel(self.store, [r.id for r in trial_runs])
         self.study.tell(number, state=TrialState.PRUNED)
         for run in trial_runs:  # queued ones are cancelled at once: mark them pruned now
-            queue.transition(self.store, run.id, ("cancelled", "queued"), "pruned",
+            queue.transition(self.store, run.id, (RunStatus.CANCELLED, RunStatus.QUEUED),
+                             RunStatus.PRUNED,
                              message=f"pruned by study {self.spec.name} trial {number}")
 
     def _fail_and_reask(self, frozen: optuna.trial.FrozenTrial, why: str) -> None:
@@ -352,9 +354,7 @@ class Orchestrator:
 
     def _runs_by_trial(self) -> dict[int, list[Run]]:
         with self.store.read() as session:
-            rows = session.execute(select(Run).where(Run.study == self.spec.name)
-                                   .order_by(Run.id)).scalars().all()
-            session.expunge_all()
+            rows = queries.runs_of_study(session, self.spec.name)
         out: dict[int, list[Run]] = {}
         for run in rows:
             out.setdefault(run.trial, []).append(run)
@@ -387,7 +387,7 @@ class Orchestrator:
         """Why the study's queued runs wait, once one has waited `worker_patience` seconds:
         no worker at all (no run anywhere heartbeats), or workers busy with other runs."""
         now = time.monotonic()
-        waiting = {r.id for r in runs if r.status == "queued"}
+        waiting = {r.id for r in runs if r.status == RunStatus.QUEUED}
         self._queued_since = {i: self._queued_since.get(i, now) for i in waiting}
         stuck = [i for i, since in self._queued_since.items()
                  if now - since >= self.worker_patience]
@@ -405,5 +405,4 @@ def live_runs(store: Store, fresh_s: float = HEARTBEAT_FRESH_S) -> int:
     idle one would have claimed a queued run already)."""
     since = utcnow() - timedelta(seconds=fresh_s)
     with store.read() as session:
-        return session.execute(select(func.count()).select_from(Run).where(
-            Run.status == "running", Run.heartbeat_at >= since)).scalar_one()
+        return queries.heartbeating(session, since)

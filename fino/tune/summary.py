@@ -14,6 +14,7 @@ from optuna.trial import TrialState
 
 if TYPE_CHECKING:
     from fino.store.db import Store
+    from fino.store.models import RunStatus
 
 
 @dataclass(frozen=True)
@@ -138,15 +139,12 @@ def trial_state(optuna_state: str, run_statuses: Sequence[str], *, parked: bool 
                 "running")  # all done: the tuner tells the value at its next check
 
 
-def study_run_status(store: Store, name: str) -> dict[int, str]:
+def study_run_status(store: Store, name: str) -> dict[int, RunStatus]:
     """{run id: status} of the study's runs in the experiments database."""
-    from sqlalchemy import select
-
-    from fino.store.models import Run
+    from fino.store.queries import study_statuses
 
     with store.read() as session:
-        rows = session.execute(select(Run.id, Run.status).where(Run.study == name)).all()
-    return {run_id: status for run_id, status in rows}
+        return study_statuses(session, name)
 
 
 def _state(state: TrialState) -> str:

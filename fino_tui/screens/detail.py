@@ -15,10 +15,11 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Log, Static, TabbedContent, TabPane
 
 from fino.analysis.groups import flatten
-from fino.cli.common import plain
-from fino.cli.readout import elapsed, fmt_time
+from fino.metric_keys import EVAL_SCORE
+from fino.runfacts import elapsed, fmt_time
 from fino.store.text import printable
 from fino_tui import fmt
+from fino_tui.fmt import plain
 from fino_tui.polling import PollingScreen
 from fino_tui.queries import RunDetail, read_detail
 from fino_tui.screens.run_actions import RUN_ACTION_BINDINGS, RUN_ACTION_COMMANDS, RunActions
@@ -37,7 +38,7 @@ class RunDetailScreen(RunActions, PollingScreen[RunDetail | None]):
         super().__init__(classes="detail")
         self.run_id = run_id
         self.detail: RunDetail | None = None
-        self.plot_key, self.grouped = "eval/score", False
+        self.plot_key, self.grouped = EVAL_SCORE, False
         self._shown: dict[str, object] = {}  # what each part shows: redraw only on change
 
     def compose(self) -> ComposeResult:
@@ -109,7 +110,7 @@ class RunDetailScreen(RunActions, PollingScreen[RunDetail | None]):
         run = detail.run
         worker = f"{run.worker_host}:{run.worker_pid}" if run.worker_host else "-"
         step = max((s for s, _ in detail.latest.values()), default=None)
-        score = detail.latest.get("eval/score", (0, None))[1]
+        score = detail.latest.get(EVAL_SCORE, (0, None))[1]
         status = fmt.status(run.status, run.cancel_requested)
         if run.exit_code is not None:
             status.append(f" (exit code {run.exit_code})")

@@ -14,6 +14,22 @@ from textual.binding import Binding, BindingType
 from textual.containers import Grid, Vertical
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
+from fino.metric_keys import (
+    ACTOR_BC_FLOW_LOSS,
+    ACTOR_DISTILL_LOSS,
+    ACTOR_LOSS,
+    ACTOR_NOISE_SCALE,
+    ACTOR_Q_LOSS,
+    CRITIC_LOSS,
+    EVAL_LENGTH,
+    EVAL_RETURN,
+    EVAL_SCORE,
+    ONLINE_EPISODE_RETURN,
+    POLICY_BETA,
+    POLICY_ENTROPY,
+    PROGRESS_ENV_STEPS,
+    UPDATES_PER_SEC,
+)
 from fino_tui import fmt
 from fino_tui.curves import Panel, make_panels, series_keys
 from fino_tui.polling import PollingScreen
@@ -33,15 +49,15 @@ from fino_tui.widgets.metric_plot import MetricPlot
 from fino_tui.widgets.run_table import COLUMNS, RunTable
 
 PAGE_SIZE = 100
-DEFAULT_KEY = "eval/score"
+DEFAULT_KEY = EVAL_SCORE
 # What the extra plots of a large terminal show, after the chosen key.
-COMPANION_KEYS = ("policy/entropy", "policy/beta", "critic/loss", "eval/return",
-                  "actor/noise_scale")
+COMPANION_KEYS = (POLICY_ENTROPY, POLICY_BETA, CRITIC_LOSS, EVAL_RETURN,
+                  ACTOR_NOISE_SCALE)
 # Offered in the key list even before a run logs them (in this order), then any other key.
-PLOT_KEYS = ("eval/score", "eval/return", "eval/length", "policy/entropy", "policy/beta",
-             "actor/noise_scale", "critic/loss", "actor/loss", "actor/bc_flow_loss",
-             "actor/distill_loss", "actor/q_loss", "online/episode_return",
-             "time/updates_per_sec", "progress/env_steps")
+PLOT_KEYS = (EVAL_SCORE, EVAL_RETURN, EVAL_LENGTH, POLICY_ENTROPY, POLICY_BETA,
+             ACTOR_NOISE_SCALE, CRITIC_LOSS, ACTOR_LOSS, ACTOR_BC_FLOW_LOSS,
+             ACTOR_DISTILL_LOSS, ACTOR_Q_LOSS, ONLINE_EPISODE_RETURN,
+             UPDATES_PER_SEC, PROGRESS_ENV_STEPS)
 MAX_LINES = 10  # runs drawn as their own lines: one palette colour each
 MAX_GROUPED = 60  # runs averaged into seed groups
 TWO_PLOTS_WIDTH, FOUR_PLOTS_HEIGHT = 140, 40

@@ -14,7 +14,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import DataTable, Footer, Header, Static
 
-from fino.cli.common import STATUS_STYLE
+from fino.runfacts import STATUS_STYLE
 from fino.store.text import printable
 from fino.tune.summary import (
     StudySnapshot,

@@ -355,7 +355,7 @@ async def test_export_and_png_plot_write_files(seeded: Seeded, tmp_path: Path,
 
 def test_fino_tui_refuses_a_missing_database_file(tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    from fino_tui.app import main
+    from fino.cli.tui import main
 
     with pytest.raises(SystemExit) as exit_:
         main(["--db", str(tmp_path / "typo.db")])

@@ -8,7 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from fino.cli.main import app
-from fino_tui.app import THEMES, FinoApp, main
+from fino.cli.tui import main
+from fino_tui.app import THEMES, FinoApp
 from tests.inspect_fixtures import Seeded
 
 

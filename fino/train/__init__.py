@@ -1,0 +1,1 @@
+"""Training: the trainer (offline then online steps), evaluation, checkpoints, metric sinks."""
