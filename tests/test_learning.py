@@ -30,7 +30,8 @@ def _near(actions, center, radius=0.2) -> float:
     return ((actions - center).norm(dim=1) < radius).float().mean().item()
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+# bf16 learns the same (make test-slow); the default suite keeps fp32 for time.
+@pytest.mark.parametrize("precision", ["fp32", pytest.param("bf16", marks=pytest.mark.slow)])
 def test_bc_flow_keeps_both_modes_of_a_two_mode_action_distribution(precision):
     agent = _train(AgentConfig(**NETS, noise_scale=0.1), [GOOD, BAD], 0.05, precision=precision)
     actions = agent.sample_flow(torch.randn(4000, 2), torch.randn(4000, 2))
@@ -56,7 +57,8 @@ def test_noise_injection_widens_the_learned_action_distribution(schedule, eta):
     assert spread[eta] > 1.5 * spread[0.0], spread
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+# bf16 learns the same (make test-slow); the default suite keeps fp32 for time.
+@pytest.mark.parametrize("precision", ["fp32", pytest.param("bf16", marks=pytest.mark.slow)])
 def test_q_term_moves_the_one_step_policy_to_the_better_mode(precision):
     modes, rewards = [GOOD, BAD], [1.0, 0.0]
     with_q = _train(AgentConfig(**NETS, alpha=1.0, num_candidates=1), modes, 0.05, rewards,
