@@ -7,6 +7,8 @@ import math
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from fino.status import RunStatus
+
 if TYPE_CHECKING:
     from fino.store.models import Run
 
@@ -15,8 +17,10 @@ REFRESH_S = 2.0  # seconds between the dashboard's reads of the store (`fino tui
 # groups runs by it and the store keeps it as the run's machine.
 MACHINE_MARK = "; machine: "
 # The style each status is shown in: Rich markup (CLI) and Textual styles (dashboard) alike.
-STATUS_STYLE = {"queued": "cyan", "running": "bold yellow", "done": "green", "failed": "red",
-                "cancelled": "magenta", "lost": "bold red", "pruned": "dim"}
+STATUS_STYLE: dict[str, str] = {
+    RunStatus.QUEUED: "cyan", RunStatus.RUNNING: "bold yellow", RunStatus.DONE: "green",
+    RunStatus.FAILED: "red", RunStatus.CANCELLED: "magenta", RunStatus.LOST: "bold red",
+    RunStatus.PRUNED: "dim"}
 
 
 def train_setting(run: Run, name: str) -> Any:
@@ -61,7 +65,7 @@ def fmt_duration(seconds: float | None) -> str:
 def elapsed(run: Run, now: datetime | None = None) -> float | None:
     """Seconds the current attempt has run (to its end); None for a queued run."""
     started = as_utc(run.started_at)
-    if started is None or run.status == "queued":
+    if started is None or run.status == RunStatus.QUEUED:
         return None
     end = as_utc(run.finished_at) or now or datetime.now(UTC)
     return (end - started).total_seconds()

@@ -7,6 +7,7 @@ import math
 from rich.text import Text
 
 from fino.runfacts import STATUS_STYLE, fmt_duration
+from fino.status import RunStatus
 from fino.store.text import printable
 from fino_tui.queries import Progress
 
@@ -25,17 +26,17 @@ def number(value: float | None, digits: int = 1) -> str:
     return f"{value:,.{digits}f}"
 
 
-def status(name: str, cancel_requested: bool = False) -> Text:
+def status(name: RunStatus | str, cancel_requested: bool = False) -> Text:
     """The status in its colour; a running run asked to cancel reads 'stopping'."""
-    if name == "running" and cancel_requested:
+    if name == RunStatus.RUNNING and cancel_requested:
         return Text("stopping", style="bold magenta")
     return Text(printable(name), style=STATUS_STYLE.get(name, ""))
 
 
-def progress(value: Progress, run_status: str) -> str:
+def progress(value: Progress, run_status: RunStatus | str) -> str:
     """'off 45%' or 'on 80%' (phase and share of all steps), '100%' once done."""
     fraction = value.fraction
-    if run_status == "done":
+    if run_status == RunStatus.DONE:
         return "100%"
     if fraction is None:
         return "-"

@@ -155,7 +155,7 @@ def run_row(run: Run, latest: dict[str, tuple[int, float | None]], now: datetime
 
     total = total_steps(run)
     step = max((s for s, _ in latest.values()), default=None)
-    if run.status == "done" and total:
+    if run.status == RunStatus.DONE and total:
         step = total
     online = bool(value(PROGRESS_ONLINE)) or (
         step is not None and step > (train_setting(run, "offline_steps") or math.inf))
@@ -171,13 +171,13 @@ def run_row(run: Run, latest: dict[str, tuple[int, float | None]], now: datetime
                   train_setting(run, "eval_interval")))
 
 
-def eta(status: str, progress: Progress, rates: Sequence[float],
+def eta(status: RunStatus | str, progress: Progress, rates: Sequence[float],
         eval_seconds: float | None = None, eval_interval: int | None = None) -> float | None:
     """Seconds left of a running run: the steps left at its recent update rate (the median
     of its last log intervals, so that one interval slowed by compiling or evaluating does
     not swing it), plus the evaluations left at the last one's duration. None until a rate
     is logged: the time since the start counts setup and compilation, not progress."""
-    if status != "running" or progress.step is None or not progress.total:
+    if status != RunStatus.RUNNING or progress.step is None or not progress.total:
         return None
     positive = [r for r in rates if r > 0]
     if not positive:

@@ -19,7 +19,8 @@ HEAVY = ("gymnasium", "torch", "typer", "rich")
 
 
 @pytest.mark.parametrize("module", ["fino.store.db", "fino.store.queries", "fino_tui.queries",
-                                    "fino.config", "fino.runfacts"])
+                                    "fino.config", "fino.runfacts", "fino.status",
+                                    "fino.exit_codes"])
 def test_readers_import_without_environments_torch_or_the_cli(module: str) -> None:
     check = (f"import sys, {module}; "
              f"print(' '.join(m for m in {HEAVY!r} if m in sys.modules))")

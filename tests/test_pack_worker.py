@@ -188,8 +188,9 @@ def test_a_fitted_pack_holds_what_the_memory_holds(monkeypatch, dataset):
 
 def test_a_pack_refused_for_memory_stops_the_worker_and_leaves_its_runs_queued(
         store, tmp_path, dataset):
-    from fino.launch.packs import REFUSED, write_outcomes
-    from fino.launch.worker import Active
+    from fino.exit_codes import MemberCode
+    from fino.launch.packs import write_outcomes
+    from fino.launch.worker import Active, Settled
 
     ids = queue_pendulum(store, dataset, tmp_path / "runs", range(2))
     claims = queue.claim_pack(store, host="h", pid=1, size=2, fits=lambda a, b: True)
@@ -198,11 +199,12 @@ def test_a_pack_refused_for_memory_stops_the_worker_and_leaves_its_runs_queued(
     for claim in claims:  # what the pack process does before it exits
         queue.transition(store, claim.run_id, ("running",), "queued", token=claim.token,
                          message=f"released by its pack: {message}")
-    write_outcomes(result, {c.run_id: {"code": REFUSED, "error": message} for c in claims})
+    write_outcomes(result, {c.run_id: {"code": MemberCode.REFUSED, "error": message}
+                            for c in claims})
     worker = _worker(store, pack=2)
     for claim in claims:
         a = Active(claim.run_id, claim.token, "r", None, tmp_path / "p.log", 1, 1,
                    pack_id=claims[0].pack_id, result_path=result)
-        assert worker._settle(a, 1) == "released"
+        assert worker._settle(a, 1).outcome == Settled.RELEASED
     assert worker.refused == message and worker._stopping
     assert set(statuses(store).values()) == {"queued"} and sorted(statuses(store)) == ids

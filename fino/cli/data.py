@@ -23,11 +23,11 @@ from fino.backends.datagen import (
     recipe_for,
 )
 from fino.cli.common import say_task_resolution
+from fino.exit_codes import ExitCode
 
 data_app = typer.Typer(help="Datasets: generate OGBench sets locally, download, list.",
                        no_args_is_help=True, add_completion=False)
 console = Console(stderr=True)
-EXIT_INTERRUPTED = 130
 
 
 def _fail(message: str) -> NoReturn:
@@ -98,7 +98,7 @@ def generate(
         _fail(f"could not write to {out}: {e}")
     except KeyboardInterrupt:
         console.print("[yellow]interrupted: nothing was written[/yellow]")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        raise typer.Exit(ExitCode.INTERRUPTED) from None
     seconds = time.perf_counter() - bar.start
     done = bar.last
     assert done is not None  # generate_dataset reports at least once

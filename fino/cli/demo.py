@@ -28,6 +28,7 @@ from fino.metric_keys import (
     PROGRESS_ONLINE,
     UPDATES_PER_SEC,
 )
+from fino.status import RunStatus
 from fino.train.presets import build_run_config
 
 console = Console(stderr=True)
@@ -88,12 +89,12 @@ class DemoProgress:
                             eta=eta_text(self.total - step, rate, phase))
 
 
-def demo_phase(status: str, latest: dict[str, tuple[int, float | None]], events: set[str]
-               ) -> str:
+def demo_phase(status: RunStatus | str, latest: dict[str, tuple[int, float | None]],
+               events: set[str]) -> str:
     """What a run is doing, also before its first logged step (the store's metrics and the
     trainer's `started` and `compiling` events)."""
-    if status != "running":
-        return status
+    if status != RunStatus.RUNNING:
+        return str(status)
     if "started" not in events:
         return "loading the task"
     if EVAL_SCORE not in latest:
@@ -107,7 +108,7 @@ def demo_phase(status: str, latest: dict[str, tuple[int, float | None]], events:
 def eta_text(steps_left: int, updates_per_second: float | None, phase: str) -> str:
     """Time left at the last logged update rate (the offline rate stands in for the online
     phase until it is measured; evaluations come on top)."""
-    if phase == "done":
+    if phase == RunStatus.DONE:
         return "0s"
     if not updates_per_second or updates_per_second <= 0:
         return "-"
@@ -161,9 +162,9 @@ def demo(
         worker.run()
         progress.tick(force=True)
     statuses = {run_id: get_run(store, run_id).status for run_id in ids}
-    if any(s != "done" for s in statuses.values()):
+    if any(s != RunStatus.DONE for s in statuses.values()):
         for run_id, status in statuses.items():
-            if status != "done":
+            if status != RunStatus.DONE:
                 console.print(f"run {run_id}: [red]{status}[/]; see `fino runs show {run_id}`")
         raise typer.Exit(1)
     spec = [str(i) for i in ids]

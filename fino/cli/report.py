@@ -32,6 +32,7 @@ from fino.cli.readout import (
     user_errors,
 )
 from fino.metric_keys import EVAL_SCORE
+from fino.status import RunStatus
 
 if TYPE_CHECKING:
     from fino.analysis.robust import Interval
@@ -80,8 +81,8 @@ def report(
         fail(f"--confidence {confidence}: must be between 0 and 1, e.g. 0.95")
     store = read_store(db)
     with user_errors(), store.read() as session:
-        runs = list_runs(session, status=status or ["done"], task=task, algo=algo, tag=tag,
-                         study=study, limit=None)
+        runs = list_runs(session, status=status or [RunStatus.DONE], task=task, algo=algo,
+                         tag=tag, study=study, limit=None)
         if ids:
             wanted = set(resolve_run_ids(session, ids))
             runs = [r for r in runs if r.id in wanted]

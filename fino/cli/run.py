@@ -21,6 +21,7 @@ from fino.algo.config import ConfigError
 from fino.cli.common import fail, say_task_resolution
 from fino.cli.complete import complete_preset, complete_task
 from fino.config import CONFIG_NAME, RunConfig, TaskConfig, TaskError
+from fino.exit_codes import ExitCode
 from fino.metric_keys import (
     EVAL_LENGTH,
     EVAL_RETURN,
@@ -40,8 +41,6 @@ if TYPE_CHECKING:
     from fino.train.trainer import Fence, RunSummary, Trainer
 
 console = Console(stderr=True)
-EXIT_INTERRUPTED = 130
-EXIT_DISOWNED = 75  # this attempt lost its run (reclaimed, cancelled, lease expired): no writes
 
 
 class RichProgress:
@@ -229,7 +228,7 @@ def run(
             code = run_pack(run_id, db, quiet, extra)
         except KeyboardInterrupt:
             fail("stopped at once; each member's last checkpoint is intact",
-                 code=EXIT_INTERRUPTED)
+                 code=ExitCode.INTERRUPTED)
         except (*KNOWN_ERRORS, OSError) as exc:
             fail(str(exc) if isinstance(exc, KNOWN_ERRORS) else os_error_line(exc))
         raise typer.Exit(code)
@@ -271,9 +270,9 @@ def run(
             summary = execute(config, run_dir, resume=is_resume, quiet=quiet,
                               sinks=[*sinks, loggers], fence=lease)
     except RunDisowned as exc:
-        fail(f"stopped without writing: {exc}", code=EXIT_DISOWNED)
+        fail(f"stopped without writing: {exc}", code=ExitCode.DISOWNED)
     except KeyboardInterrupt:
-        fail(forced_stop_message(run_dir), code=EXIT_INTERRUPTED)
+        fail(forced_stop_message(run_dir), code=ExitCode.INTERRUPTED)
     except (*KNOWN_ERRORS, OSError) as exc:
         message = str(exc) if isinstance(exc, KNOWN_ERRORS) else os_error_line(exc)
         if lease is not None:  # the store keeps the reason even where the log cannot (full disk)
@@ -294,7 +293,7 @@ def run(
     if summary.status != "done":
         console.print(f"[yellow]interrupted at step {summary.step}; continue with "
                       f"`fino run --resume {run_dir}`")
-        raise typer.Exit(EXIT_INTERRUPTED)
+        raise typer.Exit(ExitCode.INTERRUPTED)
 
 
 def forced_stop_message(run_dir: Path | None) -> str:

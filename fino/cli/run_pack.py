@@ -21,7 +21,8 @@ from rich.console import Console
 from fino.algo.config import ConfigError
 from fino.algo.packing import PackTooLarge
 from fino.cli.run import KNOWN_ERRORS, StopOnSignal, os_error_line
-from fino.launch.packs import FIT_ENV, REFUSED, RELEASED, RESULT_ENV, write_outcomes
+from fino.exit_codes import ExitCode, MemberCode
+from fino.launch.packs import FIT_ENV, RESULT_ENV, write_outcomes
 from fino.sinks import LoggerGroup, make_sinks
 from fino.train.errors import RunDisowned, TrainingDiverged
 
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
     from fino.store.lease import LeaseWatch
 
 console = Console(stderr=True)
-DONE, FAILED, DISOWNED, INTERRUPTED = 0, 1, 75, 130  # a single run's exit codes
 
 
 @dataclass
@@ -59,7 +59,7 @@ def run_pack(run_ids: list[int], db: str | None, quiet: bool,
     except PackTooLarge as exc:  # the pack asked for does not fit: nothing trained, all back
         for m in members:
             if m.run_id not in outcomes:
-                _release(store, m, outcomes, str(exc), code=REFUSED)
+                _release(store, m, outcomes, str(exc), code=MemberCode.REFUSED)
         raise ConfigError(str(exc)) from None
     except (*KNOWN_ERRORS, OSError) as exc:  # the whole pack fails, as a single run would
         message = str(exc) if isinstance(exc, KNOWN_ERRORS) else os_error_line(exc)
@@ -75,8 +75,10 @@ def run_pack(run_ids: list[int], db: str | None, quiet: bool,
         for group in loggers:
             group.finish()
     codes = {int(o["code"]) for o in outcomes.values()}  # type: ignore[call-overload]
-    return 0 if codes <= {DONE, RELEASED} else (INTERRUPTED if codes <= {DONE, RELEASED,
-                                                                          INTERRUPTED} else 1)
+    settled = {ExitCode.DONE, MemberCode.RELEASED}
+    if codes <= settled:
+        return ExitCode.DONE
+    return ExitCode.INTERRUPTED if codes <= settled | {ExitCode.INTERRUPTED} else ExitCode.FAILED
 
 
 def _members(store: Store, run_ids: list[int],
@@ -98,7 +100,7 @@ def _members(store: Store, run_ids: list[int],
         try:
             watch = watch_from_env(store, run_id)
         except RunDisowned as exc:  # left out before anything is read or written
-            outcomes[run_id] = {"code": DISOWNED, "error": str(exc)}
+            outcomes[run_id] = {"code": ExitCode.DISOWNED, "error": str(exc)}
             continue
         members.append(Member(run_id, RunConfig.from_dict(run.config),
                               Path(run.run_dir or f"runs/{run_id:06d}"), watch))
@@ -120,7 +122,7 @@ def _one_step(store: Store, members: list[Member],
             steps.append(resume_step(m.run_dir))
             readable.append(m)
         except CheckpointError as exc:  # that member fails alone, as its single run would
-            outcomes[m.run_id] = {"code": FAILED, "error": str(exc)}
+            outcomes[m.run_id] = {"code": ExitCode.FAILED, "error": str(exc)}
             if m.watch is not None:
                 m.watch.record_error(str(exc))
                 m.watch.stop()
@@ -136,7 +138,7 @@ def _one_step(store: Store, members: list[Member],
 
 
 def _release(store: Store, m: Member, outcomes: dict[int, dict[str, object]],
-             why: str, code: int = RELEASED) -> None:
+             why: str, code: int = MemberCode.RELEASED) -> None:
     """Back to the queue as it was claimed (its attempt not counted)."""
     from fino.store.models import Run, RunStatus
     from fino.store.queue import transition
@@ -198,8 +200,8 @@ def _train(store: Store, members: list[Member], outcomes: dict[int, dict[str, ob
             signal.signal(s, old)
     for m, result, group in zip(members, results, groups, strict=True):
         if isinstance(result, RunSummary):
-            outcomes[m.run_id] = {"code": DONE if result.status == "done" else INTERRUPTED,
-                                  "error": None}
+            code = ExitCode.DONE if result.status == "done" else ExitCode.INTERRUPTED
+            outcomes[m.run_id] = {"code": code, "error": None}
             if result.evaluations:
                 from fino.train.plots import plot_runs
 
@@ -212,8 +214,9 @@ def _train(store: Store, members: list[Member], outcomes: dict[int, dict[str, ob
 def outcome_of(why: TrainingDiverged | RunDisowned | None) -> dict[str, object]:
     """A member that left: failed (diverged), disowned, or stopped on request."""
     if why is None:
-        return {"code": INTERRUPTED, "error": None}
-    return {"code": DISOWNED if isinstance(why, RunDisowned) else FAILED, "error": str(why)}
+        return {"code": ExitCode.INTERRUPTED, "error": None}
+    code = ExitCode.DISOWNED if isinstance(why, RunDisowned) else ExitCode.FAILED
+    return {"code": code, "error": str(why)}
 
 
 def _fitted_size(obs_dim: int, action_dim: int, configs: list[RunConfig]) -> int:

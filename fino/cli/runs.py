@@ -40,6 +40,7 @@ from fino.cli.readout import (
     user_errors,
 )
 from fino.metric_keys import EVAL_SCORE, POLICY_BETA, POLICY_ENTROPY, PROGRESS_ENV_STEPS
+from fino.status import RunStatus
 from fino.store.text import printable
 
 runs_app = typer.Typer(help="Inspect and annotate runs: list, show, compare, tag, rename, note.",
@@ -127,7 +128,7 @@ def _value(values: dict[str, tuple[int, float | None]], key: str) -> float | Non
 
 
 def _progress(run: Any, values: dict[str, tuple[int, float | None]]) -> str:
-    if run.status == "done":
+    if run.status == RunStatus.DONE:
         return "100%"
     total = total_steps(run)
     step = max((s for s, _ in values.values()), default=None)

@@ -93,9 +93,7 @@ def worker(
 
 def report_settled(pool: Worker) -> None:
     """One summary line; exit code 1 when a run it settled failed or was lost."""
-    from fino.launch.worker import outcome
-
-    counts = Counter(outcome(s) for s in pool.finished.values())
+    counts = Counter(s.outcome.value for s in pool.finished.values())
     detail = ", ".join(f"{n} {kind}" for kind, n in counts.most_common())
     console.log(f"worker stopped; {len(pool.finished)} run(s) settled"
                 + (f": {detail}" if detail else ""))

@@ -1,5 +1,6 @@
 """What a pack process tells its worker: per member, the exit code its run would have had
-alone, in a JSON result file the worker names (FINO_PACK_RESULT)."""
+alone or a pack member's own code (`fino.exit_codes`), in a JSON result file the worker names
+(FINO_PACK_RESULT)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,6 @@ from typing import Any
 
 RESULT_ENV = "FINO_PACK_RESULT"  # where the pack's per-member outcomes go
 FIT_ENV = "FINO_PACK_FIT"  # "1": release the members that do not fit in the device's memory
-# Per-member codes besides a single run's exit codes (0 done, 1 failed, 75 disowned, 130
-# interrupted): back in the queue untouched, to train apart; or because the pack did not fit.
-RELEASED, REFUSED = -75, -76
 
 
 def write_outcomes(path: Path, outcomes: Mapping[int, Mapping[str, Any]]) -> None:

@@ -23,14 +23,16 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from types import FrameType
 from typing import Any, Literal
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from fino.exit_codes import ExitCode, MemberCode
 from fino.launch.executor import LOST, Executor
-from fino.launch.packs import FIT_ENV, REFUSED, RELEASED, RESULT_ENV, read_outcome
+from fino.launch.packs import FIT_ENV, RESULT_ENV, read_outcome
 from fino.launch.threads import child_thread_env
 from fino.store import queries, queue
 from fino.store.db import Store
@@ -41,9 +43,38 @@ from fino.train.packable import packable
 AUTO_PACK_CUDA = 32  # `--pack auto` on a CUDA machine: claim up to this many, fitted to memory
 
 LOG_NAME = "worker.log"
-EXIT_DISOWNED = 75  # `fino run`'s exit code when its attempt lost the run (fino.cli.run)
-INTERRUPTED = 130  # `fino run`'s exit code when it stopped on request, with a checkpoint
 OnInterrupt = Literal["requeue", "cancel"]
+
+
+class StopReason(StrEnum):
+    """Why the worker asked a child to stop (or, for a pack member, noted that it will)."""
+
+    CANCELLED = "cancelled"  # a cancel request: the run ends cancelled
+    REQUEUE = "requeue"  # the worker stops: the run goes back to the queue
+    DISOWNED = "disowned"  # the run is no longer ours: its current holder settles it
+
+
+class Settled(StrEnum):
+    """What became of a run this worker settled."""
+
+    DONE = "done"
+    FAILED = "failed"
+    LOST = "lost"
+    CANCELLED = "cancelled"
+    REQUEUED = "requeued"  # back in the queue: worker stopped, lease ran out, or a retry
+    DISOWNED = "disowned"  # no longer ours: left to its current holder
+    RELEASED = "released"  # its pack gave it back untouched, to train apart
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """A settled run: its outcome, and the line the worker logged for it."""
+
+    outcome: Settled
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return self.detail or self.outcome.value
 
 
 @dataclass
@@ -55,7 +86,7 @@ class Active:
     log_path: Path
     attempts: int
     max_attempts: int
-    stop_reason: str | None = None  # why we asked it to stop: cancelled | requeue | disowned
+    stop_reason: StopReason | None = None  # why we asked it to stop
     kill_at: float | None = None
     pack_id: str | None = None  # members of one pack share the handle and the result file
     result_path: Path | None = None
@@ -106,14 +137,6 @@ def failure_reason(tail: str) -> str | None:
     return None
 
 
-def outcome(settled: str) -> str:
-    """What a settled run came to, as one word: done, failed, lost, cancelled, requeued or
-    disowned (from `Worker.finished`'s text, e.g. `failed: ...; requeued` is requeued)."""
-    if settled == "queued" or settled.endswith("requeued"):
-        return "requeued"
-    return settled.split(":")[0].split(",")[0]
-
-
 class Worker:
     """One supervisor process running up to `jobs` runs at a time."""
 
@@ -157,7 +180,7 @@ class Worker:
         self.sinks = tuple(sinks)
         self.host, self.pid = socket.gethostname(), os.getpid()
         self.active: dict[int, Active] = {}
-        self.finished: dict[int, str] = {}
+        self.finished: dict[int, Settlement] = {}
         self._stopping = False
         self.refused: str | None = None  # a pack too large for memory: the worker stops
         self._handles: dict[int, Any] = {}  # id -> handle of every child process running
@@ -177,7 +200,7 @@ class Worker:
                 self.executor.cancel(a.handle, force=True)
         self.request_stop()
 
-    def run(self) -> dict[int, str]:
+    def run(self) -> dict[int, Settlement]:
         """Serve the queue until stopped (or, with `until_empty`, until nothing is left)."""
         previous = {s: signal.signal(s, self._signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
@@ -210,7 +233,8 @@ class Worker:
             self._note_wait(now)
             self._reap_children()
             if self._stopping and not stop_sent:
-                reason = "cancelled" if self.on_interrupt == "cancel" else "requeue"
+                reason = (StopReason.CANCELLED if self.on_interrupt == "cancel"
+                          else StopReason.REQUEUE)
                 for a in self.active.values():
                     self._stop_child(a, reason)
                 stop_sent = True
@@ -310,20 +334,20 @@ class Worker:
             packed = a.result_path is not None
             if run_id not in beat.still_mine:
                 if packed:  # the pack stops the member itself (its lease) and says so
-                    a.stop_reason = "disowned"
+                    a.stop_reason = StopReason.DISOWNED
                     self.log(f"run {run_id}: no longer ours (released by its pack, reaped or "
                              "removed); its pack leaves it alone")
                     continue
-                self._stop_child(a, "disowned")
+                self._stop_child(a, StopReason.DISOWNED)
                 self.log(f"run {run_id}: no longer ours (reaped or removed); stopping it")
             elif run_id in beat.cancel_requested:
                 if packed:  # its lease sees the request: the member checkpoints and stops alone
-                    a.stop_reason = "cancelled"
+                    a.stop_reason = StopReason.CANCELLED
                 else:
-                    self._stop_child(a, "cancelled")
+                    self._stop_child(a, StopReason.CANCELLED)
                 self.log(f"run {run_id}: cancel requested; stopping it")
 
-    def _stop_child(self, a: Active, reason: str) -> None:
+    def _stop_child(self, a: Active, reason: StopReason) -> None:
         a.stop_reason = a.stop_reason or reason
         self.executor.cancel(a.handle)
         a.kill_at = time.monotonic() + self.grace
@@ -350,7 +374,7 @@ class Worker:
             if code is not None and not any(a.handle is handle for a in self.active.values()):
                 del self._handles[key]
 
-    def _settle(self, a: Active, code: int) -> str:
+    def _settle(self, a: Active, code: int) -> Settlement:
         """The final status, decided here from the exit code and why we stopped the child;
         every change names the attempt's token, so a run reclaimed meanwhile is left alone. A
         pack member's code is what the pack's result file says, and a member it says nothing
@@ -358,72 +382,75 @@ class Worker:
         run_id = a.run_id
         found = read_outcome(a.result_path, run_id)
         reason: str | None = None  # a pack member's own one-line error
-        if found is not None and found["code"] in (RELEASED, REFUSED):
-            if found["code"] == REFUSED and self.refused is None:
+        if found is not None and found["code"] in (MemberCode.RELEASED, MemberCode.REFUSED):
+            if found["code"] == MemberCode.REFUSED and self.refused is None:
                 self.refused = str(found.get("error"))
                 self.log(f"pack refused: {self.refused}; the worker stops")
                 self.request_stop()
-            return "released"
-        if a.stop_reason == "disowned":
-            return "disowned"
+            return Settlement(Settled.RELEASED)
+        if a.stop_reason == StopReason.DISOWNED:
+            return Settlement(Settled.DISOWNED)
         if a.result_path is not None:
             if found is None:  # killed by a signal: lost; a pack-wide error: its exit code
                 code = LOST if code < 0 else code
             else:
                 code, reason = found["code"], found.get("error")
-                if code == INTERRUPTED and a.stop_reason is None and \
+                if code == ExitCode.INTERRUPTED and a.stop_reason is None and \
                         queue.get_run(self.store, run_id).cancel_requested:
-                    a.stop_reason = "cancelled"  # its lease saw the request before our heartbeat
-                if code != INTERRUPTED:  # it ended on its own: a stop request changes nothing
+                    # its lease saw the request before our heartbeat
+                    a.stop_reason = StopReason.CANCELLED
+                if code != ExitCode.INTERRUPTED:  # ended on its own: a stop request changes nothing
                     a.stop_reason = None
 
         def move(expected: tuple[RunStatus, ...], new: RunStatus, **values: Any) -> bool:
             return queue.transition(self.store, run_id, expected, new, token=a.token, **values)
 
-        if a.stop_reason == "cancelled":
+        if a.stop_reason == StopReason.CANCELLED:
             ok = move((RunStatus.RUNNING,), RunStatus.CANCELLED, exit_code=code,
                       message=f"stopped on request (exit code {code})")
-            status = "cancelled"
-        elif a.stop_reason == "requeue" or code == EXIT_DISOWNED:
-            why = ("worker stopped" if a.stop_reason == "requeue"
+            status = Settlement(Settled.CANCELLED)
+        elif a.stop_reason == StopReason.REQUEUE or code == ExitCode.DISOWNED:
+            why = ("worker stopped" if a.stop_reason == StopReason.REQUEUE
                    else "the run's lease ran out before its heartbeat was renewed")
             ok = move((RunStatus.RUNNING,), RunStatus.QUEUED,
                       message=f"{why} (exit code {code}); requeued (resumes from its checkpoint)")
-            status = "queued"
+            status = Settlement(Settled.REQUEUED, "queued")
         elif code == LOST:
             lost = ("its pack's process died before the member finished" if a.pack_id
                     else "the executor lost the run (its task or node died)")
             ok = move((RunStatus.RUNNING,), RunStatus.LOST, message=lost, error=lost)
-            status = "lost"
+            status = Settlement(Settled.LOST)
             if ok and a.attempts < a.max_attempts:
                 move((RunStatus.LOST,), RunStatus.QUEUED,
                      message=f"retry {a.attempts + 1}/{a.max_attempts} after lost")
-                status = "lost, requeued"
-        elif code == 0:
-            ok = move((RunStatus.RUNNING,), RunStatus.DONE, exit_code=0, message="finished")
-            status = "done"
+                status = Settlement(Settled.REQUEUED, "lost, requeued")
+        elif code == ExitCode.DONE:
+            ok = move((RunStatus.RUNNING,), RunStatus.DONE, exit_code=int(ExitCode.DONE),
+                      message="finished")
+            status = Settlement(Settled.DONE)
         else:
             tail = log_tail(a.log_path)
             reason = reason or failure_reason(tail) or self._recorded_error(run_id)
             error = reason or tail or f"exit code {code}"
             ok = move((RunStatus.RUNNING,), RunStatus.FAILED, exit_code=code, error=error,
                       message=f"exit code {code}")
-            status = f"failed: {reason or f'exit code {code}'}"
+            failed = f"failed: {reason or f'exit code {code}'}"
+            status = Settlement(Settled.FAILED, failed)
             if ok and a.attempts < a.max_attempts:
                 move((RunStatus.FAILED,), RunStatus.QUEUED,
                      message=f"retry {a.attempts + 1}/{a.max_attempts}")
-                status = f"{status}; requeued"
+                status = Settlement(Settled.REQUEUED, f"{failed}; requeued")
         if not ok:
-            status = "disowned"
             self.log(f"run {run_id} ({a.name}): no longer ours (reclaimed or removed); its "
                      "status is left to its current holder")
-            return status
+            return Settlement(Settled.DISOWNED)
         self.log(f"run {run_id} ({a.name}): {status}")
         return status
 
     def failures(self) -> list[int]:
         """The runs this worker settled as failed or lost (and did not requeue)."""
-        return sorted(i for i, s in self.finished.items() if outcome(s) in ("failed", "lost"))
+        return sorted(i for i, s in self.finished.items()
+                      if s.outcome in (Settled.FAILED, Settled.LOST))
 
     def _recorded_error(self, run_id: int) -> str | None:
         """The reason the run's process stored itself (its log may be unwritable: full disk)."""

@@ -15,12 +15,14 @@ import importlib
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from enum import StrEnum
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from fino.algo.config import ConfigError
+from fino.exit_codes import ExitCode
 from fino.train.sinks import SinkGroup
 
 if TYPE_CHECKING:
@@ -33,10 +35,26 @@ BUILTIN = {
     "wandb": "fino.sinks.wandb:WandbSink",
     "mlflow": "fino.sinks.mlflow:MlflowSink",
 }
-# How a run ended, from the events its sinks saw: a sink starts at "failed" (what an error
-# that stops the run says, as it sends no event) and takes the status of each of these.
-ENDED = {"started": "failed", "resumed": "failed", "finished": "finished",
-         "interrupted": "interrupted", "diverged": "failed"}
+
+
+class RunEnd(StrEnum):
+    """How a run ended, as its logger sinks record it."""
+
+    FINISHED = "finished"
+    INTERRUPTED = "interrupted"
+    FAILED = "failed"
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """What `fino run` exits with when the run ends so."""
+        return {RunEnd.FINISHED: ExitCode.DONE, RunEnd.INTERRUPTED: ExitCode.INTERRUPTED,
+                RunEnd.FAILED: ExitCode.FAILED}[self]
+
+
+# How a run ended, from the events its sinks saw: a sink starts at FAILED (what an error that
+# stops the run says, as it sends no event) and takes the end of each of these.
+ENDED = {"started": RunEnd.FAILED, "resumed": RunEnd.FAILED, "finished": RunEnd.FINISHED,
+         "interrupted": RunEnd.INTERRUPTED, "diverged": RunEnd.FAILED}
 
 
 class SinkError(ConfigError):

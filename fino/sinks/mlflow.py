@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
-from fino.sinks import ENDED, SinkError, flat_config, require, writable_folder
+from fino.sinks import ENDED, RunEnd, SinkError, flat_config, require, writable_folder
 
 if TYPE_CHECKING:
     from fino.train.config import RunConfig
@@ -33,7 +33,8 @@ URI_ENV = "FINO_MLFLOW_URI"
 EXPERIMENT = "fino"
 FOLDER = "mlruns"
 RUN_FILE = "mlflow-run.json"  # which MLflow run this run folder logs to
-STATUS = {"finished": "FINISHED", "interrupted": "KILLED", "failed": "FAILED"}
+# MLflow's RunStatus names for each end.
+STATUS = {RunEnd.FINISHED: "FINISHED", RunEnd.INTERRUPTED: "KILLED", RunEnd.FAILED: "FAILED"}
 PARAM_LENGTH = 6000  # MLflow's limit on a parameter's value
 PARAMS_PER_BATCH = 100  # and on parameters per call
 
@@ -53,7 +54,7 @@ class MlflowSink:
         local = _local_path(self.uri)
         if local is not None:
             writable_folder(local, "mlflow")
-        self.status = "failed"
+        self.status = RunEnd.FAILED
         self._client: Any = None
         self._run_id = ""
 

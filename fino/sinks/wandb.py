@@ -12,7 +12,7 @@ import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fino.sinks import ENDED, require, writable_folder
+from fino.sinks import ENDED, RunEnd, require, writable_folder
 
 if TYPE_CHECKING:
     from fino.train.config import RunConfig
@@ -23,7 +23,6 @@ os.environ.setdefault("WANDB_ERROR_REPORTING", "false")
 
 FOLDER = "wandb"
 ID_FILE = "fino-run-id"  # the run's W&B id, shared by its attempts
-EXIT_CODES = {"finished": 0, "interrupted": 130, "failed": 1}  # as `fino run` exits
 
 
 class WandbSink:
@@ -37,7 +36,7 @@ class WandbSink:
         self.run_dir = run_dir
         self.folder = writable_folder(run_dir / FOLDER, "wandb")
         self.config = config
-        self.status = "failed"
+        self.status = RunEnd.FAILED
         self._run: Any = None
         self._step = 0
 
@@ -85,5 +84,5 @@ class WandbSink:
     def close(self) -> None:
         if self._run is not None:
             run, self._run = self._run, None
-            run.finish(exit_code=EXIT_CODES[self.status])
+            run.finish(exit_code=int(self.status.exit_code))
 

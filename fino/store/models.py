@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any, ClassVar
 
 from sqlalchemy import (
@@ -25,23 +24,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Mapper, mapped_column
 
-
-class RunStatus(StrEnum):
-    """Where a run stands; stored as its value, and equal to it ("queued" == QUEUED)."""
-
-    QUEUED = "queued"
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    LOST = "lost"
-    PRUNED = "pruned"
-
-
-STATUSES = tuple(RunStatus)
-ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
-FINISHED = (RunStatus.DONE, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.LOST,
-            RunStatus.PRUNED)
+# Re-exported: the store's users import the run states from here or from fino.status.
+from fino.status import ACTIVE as ACTIVE
+from fino.status import FINISHED as FINISHED
+from fino.status import STATUSES as STATUSES
+from fino.status import RunStatus
 
 
 def utcnow() -> datetime:

@@ -7,7 +7,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import torch
 
@@ -66,9 +66,12 @@ class ProgressListener(Protocol):
     def on_message(self, message: str) -> None: ...
 
 
+TrainingEnd = Literal["done", "interrupted"]  # all steps trained, or stopped on request
+
+
 @dataclass
 class RunSummary:
-    status: str  # "done" | "interrupted"
+    status: TrainingEnd
     step: int
     total_steps: int
     env_steps: int
@@ -109,7 +112,7 @@ def entropy_draws(buffer: Any, config: RunConfig, step: int,
     return obs, draws
 
 
-def summarize(config: RunConfig, status: str, step: int, env_steps: int,
+def summarize(config: RunConfig, status: TrainingEnd, step: int, env_steps: int,
               evaluations: list[dict[str, float]], wall_time: float) -> RunSummary:
     """A run's summary from its counters and evaluations."""
     tc = config.train
@@ -275,7 +278,7 @@ class Trainer:
     def last_score(self) -> float | None:
         return self.evaluations[-1][EVAL_SCORE] if self.evaluations else None
 
-    def summary(self, status: str, wall_time: float) -> RunSummary:
+    def summary(self, status: TrainingEnd, wall_time: float) -> RunSummary:
         return summarize(self.config, status, self.step, self.env_steps, self.evaluations,
                          wall_time)
 

@@ -30,7 +30,7 @@ from fino.store.models import Run, RunStatus, utcnow
 from fino.store.queries import series_many
 from fino.train.presets import build_run_config
 from fino.tune.space import Param, overrides_for
-from fino.tune.summary import trial_state
+from fino.tune.summary import TrialView, trial_state
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 FAILURES_IN_A_ROW = 3  # trials failing one after another: a setup error, not bad luck
@@ -369,10 +369,12 @@ class Orchestrator:
         for t in trials:
             if t.state != TrialState.RUNNING:
                 continue
-            state = trial_state("running", [r.status for r in runs.get(t.number, [])],
+            state = trial_state(TrialView.RUNNING, [r.status for r in runs.get(t.number, [])],
                                 parked=bool(t.user_attrs.get("parked")))
-            if state in ("queued", "parked"):
-                setattr(out, state, getattr(out, state) + 1)
+            if state == TrialView.QUEUED:
+                out.queued += 1
+            elif state == TrialView.PARKED:
+                out.parked += 1
             else:
                 out.running += 1
         out.hint = self._waiting_hint([r for rs in runs.values() for r in rs])

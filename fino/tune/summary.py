@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,17 +13,33 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
+from fino.status import RunStatus
+
 if TYPE_CHECKING:
     from fino.store.db import Store
-    from fino.store.models import RunStatus
+
+
+class TrialView(StrEnum):
+    """A trial as `fino tune show` and the dashboard show it: Optuna's state, or, for a trial
+    in flight, where its runs are (see `trial_state`)."""
+
+    COMPLETE = "complete"
+    RUNNING = "running"
+    PRUNED = "pruned"
+    FAIL = "fail"
+    WAITING = "waiting"
+    QUEUED = "queued"  # its runs wait for a worker
+    PARKED = "parked"  # Ctrl-C cancelled its queued runs; the same `fino tune` requeues them
+    # A run of the trial failed, was lost or cancelled: the tuner tells Optuna at its next check.
+    FAILED = "failed"
+    LOST = "lost"
+    CANCELLED = "cancelled"
 
 
 @dataclass(frozen=True)
 class TrialRow:
     number: int
-    # complete, running, pruned, fail, waiting; given its runs' statuses, a trial in flight is
-    # queued, running, parked (by Ctrl-C) or its runs' failed/lost/cancelled (see trial_state)
-    state: str
+    state: TrialView
     value: float | None  # the objective (mean final score over the trial's seeds)
     params: dict[str, Any]
     run_ids: tuple[int, ...]
@@ -33,7 +50,7 @@ class TrialRow:
 class StudySnapshot:
     name: str
     trials: tuple[TrialRow, ...]
-    counts: dict[str, int] = field(default_factory=dict)
+    counts: dict[TrialView, int] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)  # task, preset, seeds, key, space
 
     @property
@@ -121,22 +138,25 @@ def summarise(study: optuna.Study, run_status: Mapping[int, str] | None = None
                          settings=dict(study.user_attrs.get("fino", {})))
 
 
-def trial_state(optuna_state: str, run_statuses: Sequence[str], *, parked: bool = False) -> str:
+def trial_state(optuna_state: TrialView | str, run_statuses: Sequence[RunStatus | str], *,
+                parked: bool = False) -> TrialView:
     """A trial in flight as its runs show it (Optuna calls it running from the moment its runs
     are queued): running once a run is claimed, queued while they wait for a worker, parked
     when Ctrl-C cancelled its queued runs (the same `fino tune` requeues them), else its runs'
     failed, lost or cancelled until the tuner tells Optuna. Other trials keep Optuna's state."""
-    if optuna_state != "running" or not run_statuses:
-        return optuna_state
-    statuses = set(run_statuses)
-    if "running" in statuses:
-        return "running"
-    if "queued" in statuses:
-        return "queued"
-    if parked and statuses <= {"cancelled", "done"} and "cancelled" in statuses:
-        return "parked"
-    return next((s for s in ("lost", "failed", "cancelled", "pruned") if s in statuses),
-                "running")  # all done: the tuner tells the value at its next check
+    if optuna_state != TrialView.RUNNING or not run_statuses:
+        return TrialView(optuna_state)
+    statuses = {RunStatus(s) for s in run_statuses}
+    if RunStatus.RUNNING in statuses:
+        return TrialView.RUNNING
+    if RunStatus.QUEUED in statuses:
+        return TrialView.QUEUED
+    if parked and statuses <= {RunStatus.CANCELLED, RunStatus.DONE} and \
+            RunStatus.CANCELLED in statuses:
+        return TrialView.PARKED
+    ended = (RunStatus.LOST, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.PRUNED)
+    # all done: the tuner tells the value at its next check
+    return next((TrialView(s.value) for s in ended if s in statuses), TrialView.RUNNING)
 
 
 def study_run_status(store: Store, name: str) -> dict[int, RunStatus]:
@@ -147,10 +167,10 @@ def study_run_status(store: Store, name: str) -> dict[int, RunStatus]:
         return study_statuses(session, name)
 
 
-def _state(state: TrialState) -> str:
-    return {TrialState.COMPLETE: "complete", TrialState.RUNNING: "running",
-            TrialState.PRUNED: "pruned", TrialState.FAIL: "fail",
-            TrialState.WAITING: "waiting"}[state]
+def _state(state: TrialState) -> TrialView:
+    return {TrialState.COMPLETE: TrialView.COMPLETE, TrialState.RUNNING: TrialView.RUNNING,
+            TrialState.PRUNED: TrialView.PRUNED, TrialState.FAIL: TrialView.FAIL,
+            TrialState.WAITING: TrialView.WAITING}[state]
 
 
 def format_value(value: Any) -> str:

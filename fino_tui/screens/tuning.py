@@ -18,6 +18,7 @@ from fino.runfacts import STATUS_STYLE
 from fino.store.text import printable
 from fino.tune.summary import (
     StudySnapshot,
+    TrialView,
     format_value,
     open_readonly,
     snapshot,
@@ -29,8 +30,10 @@ from fino_tui.polling import PollingScreen
 from fino_tui.widgets.metric_plot import MetricPlot
 
 # Optuna's states; a trial in flight shows its runs' (queued, running, parked, failed, ...).
-STATE_STYLE = {**STATUS_STYLE, "complete": "green", "running": "cyan", "pruned": "yellow",
-               "fail": "red", "waiting": "dim", "parked": "magenta"}
+STATE_STYLE: dict[str, str] = {
+    **STATUS_STYLE, TrialView.COMPLETE: "green", TrialView.RUNNING: "cyan",
+    TrialView.PRUNED: "yellow", TrialView.FAIL: "red", TrialView.WAITING: "dim",
+    TrialView.PARKED: "magenta"}
 
 
 @dataclass(frozen=True)
