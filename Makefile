@@ -23,12 +23,13 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/fino demo
 
-# Each test file is named as it starts (so a long one, such as test_learning.py, is known while
-# it runs), and the 15 slowest tests are listed at the end.
+# The tests run in one process per core (pytest-xdist; each takes its share of the cores, see
+# tests/conftest.py), a slow test stealing no turn from the quick ones; the 15 slowest are
+# listed at the end.
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports --no-logo
-	$(PY) -m pytest --durations=15
+	$(PY) -m pytest -n auto --dist worksteal --durations=15
 
 # Few and long: every test is named as it starts.
 test-slow: $(STAMP)

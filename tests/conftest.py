@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+# Before torch is imported (OpenMP reads these once). pytest-xdist runs the suite in several
+# processes (`make test`: one per core); each takes its share of the cores, and idle OpenMP
+# threads sleep instead of spinning, as `fino worker` does for its runs (fino.launch.threads):
+# spinning threads of one process starve the others (a 11 s learning check took 138 s).
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    _share = len(os.sched_getaffinity(0)) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, _share)))
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# xdist's workers inherit COLUMNS=80 and LINES=24 from execnet: Rich consoles built at import
+# would keep 80 columns where the tests size them (CliRunner's env) or read the terminal's.
+for _name in ("COLUMNS", "LINES"):
+    os.environ.pop(_name, None)
 
 import pytest
 import torch
