@@ -10,7 +10,8 @@ from pathlib import Path
 # threads sleep instead of spinning, as `fino worker` does for its runs (fino.launch.threads):
 # spinning threads of one process starve the others (a 11 s learning check took 138 s).
 if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
-    _share = len(os.sched_getaffinity(0)) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
+    _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    _share = (_cores or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, _share)))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # xdist's workers inherit COLUMNS=80 and LINES=24 from execnet: Rich consoles built at import

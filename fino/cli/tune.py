@@ -18,6 +18,7 @@ from fino.cli.common import fail, open_store, plain, say_task_resolution, shown
 from fino.cli.complete import complete_preset, complete_task
 from fino.cli.options import DbOption
 from fino.cli.queue import parse_seeds
+from fino.exit_codes import ExitCode
 from fino.tune import DEFAULT_STORAGE
 
 if TYPE_CHECKING:
@@ -182,7 +183,7 @@ def tune(
     console.print(dashboard_hint(optuna_storage), highlight=False, soft_wrap=True)
     if not orchestrator.done(progress):
         _say_parked(orchestrator.park(), name)
-        raise typer.Exit(130)
+        raise typer.Exit(ExitCode.INTERRUPTED)
 
 
 def _run(orchestrator: Orchestrator, name: str, trials: int, workers: int,
@@ -233,7 +234,9 @@ def _trials_done(storage: str, name: str) -> int:
         counts = snapshot(open_readonly(storage), name).counts
     except (FileNotFoundError, KeyError, SQLAlchemyError):
         return 0
-    return counts.get("complete", 0) + counts.get("pruned", 0)
+    from fino.tune.summary import TrialView
+
+    return counts.get(TrialView.COMPLETE, 0) + counts.get(TrialView.PRUNED, 0)
 
 
 def _agree_to(budget: Budget, yes: bool) -> None:
@@ -297,7 +300,13 @@ def show(
     """
     import optuna
 
-    from fino.tune.summary import format_value, open_readonly, study_names, summarise
+    from fino.tune.summary import (
+        TrialView,
+        format_value,
+        open_readonly,
+        study_names,
+        summarise,
+    )
 
     try:
         storage = open_readonly(optuna_storage)
@@ -328,7 +337,7 @@ def show(
         return
     Console().print(plain(f"best: trial {best.number}, value {best.value:.2f}, " + ", ".join(
         f"{k}={format_value(v)}" for k, v in best.params.items())))
-    complete = [t for t in shot.trials if t.state == "complete"]
+    complete = [t for t in shot.trials if t.state == TrialView.COMPLETE]
     if len(complete) >= 2:
         try:
             importances = optuna.importance.get_param_importances(loaded)

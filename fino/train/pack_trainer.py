@@ -62,6 +62,7 @@ from fino.train.trainer import (
     SUMMARY_NAME,
     Fence,
     RunSummary,
+    TrainingEnd,
     entropy_draws,
     keep_history,
     run_sinks,
@@ -287,7 +288,8 @@ class PackTrainer:
             if m.ended is not None:
                 results.append(m.ended)
                 continue
-            status, step = ("interrupted", m.stopped_at) if m.stopped else ("done", self.step)
+            status: TrainingEnd = "interrupted" if m.stopped else "done"
+            step = m.stopped_at if m.stopped else self.step
             summary = summarize(m.config, status, step, m.online.env_steps, m.evaluations, wall)
             (m.run_dir / SUMMARY_NAME).write_text(json.dumps(summary.to_dict(), indent=2))
             results.append(summary)

@@ -250,7 +250,7 @@ class Trainer:
                 if self.progress and self.step % _PROGRESS_EVERY == 0:
                     self.progress.on_progress(self.step, tc.total_steps, self.phase,
                                               self.last_score)
-            status = ("done" if self.step == tc.total_steps and self._evaluated_here()
+            status: TrainingEnd = ("done" if self.step == tc.total_steps and self._evaluated_here()
                       else "interrupted")
             if status == "interrupted":
                 if self._saved_step != self.step:

@@ -56,12 +56,12 @@ class StudySnapshot:
     @property
     def best(self) -> TrialRow | None:
         """The complete trial of highest value (the study maximises)."""
-        complete = [t for t in self.trials if t.state == "complete" and t.value is not None]
+        complete = [t for t in self.trials if t.state == TrialView.COMPLETE and t.value is not None]
         return max(complete, key=lambda t: t.value) if complete else None  # type: ignore
 
     def history(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(trial numbers, values, best so far) of the complete trials, in trial order."""
-        done = [t for t in self.trials if t.state == "complete" and t.value is not None]
+        done = [t for t in self.trials if t.state == TrialView.COMPLETE and t.value is not None]
         numbers = np.array([t.number for t in done], dtype=float)
         values = np.array([t.value for t in done], dtype=float)
         return numbers, values, np.maximum.accumulate(values) if len(values) else values
