@@ -24,7 +24,7 @@ import torch
 
 from fino.algo import AgentConfig, Batch, FinoAgent
 from fino.backends.base import TaskConfig
-from tests.conftest_pg import pg_url  # noqa: F401  (a throwaway PostgreSQL database)
+from tests.conftest_pg import db_url, pg_url  # noqa: F401  (throwaway databases)
 
 SMALL = dict(actor_hidden_dims=(64, 64), value_hidden_dims=(64, 64))
 TASK = "cube-single-play-singletask-task2-v0"  # the trainer tests' task, on a tiny dataset

@@ -1,6 +1,7 @@
 """A throwaway PostgreSQL database per test, on the server named by $FINO_TEST_PG_URL.
 
-Register in tests/conftest.py with `from tests.conftest_pg import pg_url  # noqa: F401`.
+Registered in tests/conftest.py (`pg_url`, and `db_url`: each test once on SQLite, once on
+PostgreSQL).
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -40,3 +42,11 @@ def pg_url() -> Iterator[str]:
         with admin.connect() as connection:
             connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A URL of a database that does not exist yet (SQLite) or is empty (PostgreSQL)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'experiments.db'}"
+    return request.getfixturevalue("pg_url")

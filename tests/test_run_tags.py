@@ -27,13 +27,6 @@ MARK = "; machine: "  # fino.provenance.MACHINE_MARK, as 0004-era events wrote i
 WHEN = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'experiments.db'}"
-    return request.getfixturevalue("pg_url")
-
-
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
     store = Store(f"sqlite:///{tmp_path / 'experiments.db'}")

@@ -28,14 +28,6 @@ from tests.conftest_pg import pg_url  # noqa: F401  (the fixture, until conftest
 FIRST = "0001_initial"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A URL of a database that does not exist yet (SQLite) or is empty (PostgreSQL)."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'experiments.db'}"
-    return request.getfixturevalue("pg_url")
-
-
 @pytest.fixture
 def postgres_url(request: pytest.FixtureRequest) -> str:
     """A new empty PostgreSQL database (the shared `pg_url` fixture)."""
