@@ -168,3 +168,21 @@ def test_means_and_weights_recovered_on_separated_clusters() -> None:
     best = perms[errors.argmin(0)]  # [s, 3]
     counts = torch.stack([(comp == k).double().mean(-1) for k in range(3)], -1)
     torch.testing.assert_close(fit.weights.gather(1, best), counts, atol=1e-3, rtol=0)
+
+
+def test_a_cluster_emptied_by_relocation_keeps_a_finite_center_as_in_scikit_learn() -> None:
+    """The farthest point (from its center) is the only point of its cluster and moves to the
+    empty cluster: its old cluster is left with no point. scikit-learn's `_average_centers`
+    then leaves that center as its remaining sum (zero), never 0/0. A NaN center used to give
+    the next assignment a label k, out of bounds (seen: seed 25 of a Pendulum run failed)."""
+    from fino.algo.gmm import _lloyd_step
+
+    x = torch.tensor([[-1.0, 1.0, 10.0]], dtype=F64)  # [S=1, N=3], d = 1
+    xt1 = torch.cat([x.unsqueeze(1), torch.ones(1, 1, 3, dtype=F64)], 1)  # [1, d + 1, N]
+    centers = torch.tensor([[[0.0], [13.0], [100.0]]], dtype=F64)  # {-1, 1}, {10}, empty
+    labels, new = _lloyd_step(xt1, x.square(), centers)
+    assert labels.tolist() == [[0, 0, 1]]
+    assert torch.isfinite(new).all()
+    # cluster 2 takes the point 10 (9 from its center, the farthest); cluster 1 keeps 10 - 10:
+    # what scikit-learn 1.x's lloyd_iter_chunked_dense gives for these centers
+    assert new.squeeze(-1).tolist() == [[0.0, 0.0, 10.0]]

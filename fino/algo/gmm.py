@@ -109,7 +109,9 @@ def _lloyd_step(xt1: Tensor, sq_norms: Tensor, centers: Tensor) -> tuple[Tensor,
         counts = counts - torch.zeros_like(counts).scatter_add_(1, old, w)
         sums = torch.where(empty.unsqueeze(-1), moved, sums)
         counts = torch.where(empty, 1.0, counts)
-    return labels, sums / counts.unsqueeze(-1)
+    # A cluster whose only point moved keeps its remaining sum (~0) as its center, as
+    # scikit-learn's `_average_centers` does; never 0/0 (a NaN center breaks the labels).
+    return labels, sums / torch.where(counts > 0, counts, 1.0).unsqueeze(-1)
 
 
 def _kmeans_labels(xt1: Tensor, k: int, gen: torch.Generator | None) -> Tensor:
